@@ -1,0 +1,58 @@
+"""Split physical items (never files) into train/val/test, stratified by class and seeded."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+
+SPLITS = ("train", "val", "test")
+
+
+def check_ratios(ratios: Mapping[str, float]) -> dict[str, float]:
+    """Validate `data.split` ratios: keys train/val/test, non-negative, summing to 1."""
+    unknown = set(ratios) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"data.split has unknown keys {sorted(unknown)}; use {list(SPLITS)}.")
+    values = {name: float(ratios.get(name, 0.0)) for name in SPLITS}
+    if any(v < 0 for v in values.values()) or abs(sum(values.values()) - 1.0) > 1e-6:
+        raise ValueError(
+            f"data.split ratios must be >= 0 and sum to 1, got {values}; e.g. "
+            "data.split.train=0.6 data.split.val=0.2 data.split.test=0.2."
+        )
+    return values
+
+
+def split_items(
+    label_of_item: Mapping[str, str], ratios: Mapping[str, float], seed: int
+) -> dict[str, str]:
+    """Assign each item_id to a split, per class, so every class is in every split it can be.
+
+    Within a class the items are shuffled with `seed`; val and test get round(n * ratio) items
+    (at least one each when the class has three or more items and the ratio is positive), train
+    the rest. The result does not depend on the order of `label_of_item`.
+    """
+    values = check_ratios(ratios)
+    items_of_class: dict[str, list[str]] = defaultdict(list)
+    for item_id, label in label_of_item.items():
+        items_of_class[label].append(item_id)
+    split_of_item: dict[str, str] = {}
+    for label in sorted(items_of_class):
+        items = sorted(items_of_class[label])
+        random.Random(f"{seed}:{label}").shuffle(items)
+        n = len(items)
+        counts = {}
+        for name in ("val", "test"):
+            count = round(n * values[name])
+            if values[name] > 0 and n >= 3:
+                count = max(count, 1)
+            counts[name] = count
+        n_val, n_test = counts["val"], counts["test"]
+        for i, item_id in enumerate(items):
+            if i < n_val:
+                split_of_item[item_id] = "val"
+            elif i < n_val + n_test:
+                split_of_item[item_id] = "test"
+            else:
+                split_of_item[item_id] = "train"
+    return split_of_item
