@@ -1,0 +1,231 @@
+"""`ViTClassifier`: a timm ViT as a LightningModule, with defect metrics and a stored threshold."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+from torchmetrics import CatMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    BinaryAUROC,
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+from torchmetrics.functional.classification import binary_roc
+
+from anomaly_vit.model.factory import create_vit
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _class_metrics(num_classes: int) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "balanced_acc": MulticlassRecall(num_classes, average="macro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
+        }
+    )
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
+    """LR multiplier: linear warm-up from ~0 to 1, then cosine decay to `min_lr_ratio`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class ViTClassifier(L.LightningModule):
+    """Classify images into `classes` (one of them the good class) with a timm ViT.
+
+    Inputs are uint8 or float images in [0, 255] (NCHW); normalisation happens here, so the data
+    pipeline stays uint8 and cheap. The defect score is 1 - p(good); the threshold on it that
+    maximises balanced accuracy on validation is a buffer, so it travels in the checkpoint.
+    """
+
+    def __init__(
+        self,
+        classes: list[str],
+        net: dict[str, Any],
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        class_weights: list[float] | None = None,
+        good_class: str = "good",
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        epoch_offset: int = 0,
+        name: str = "vit",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.classes = list(classes)
+        if good_class not in self.classes:
+            raise ValueError(f"good_class={good_class!r} is not among the classes {self.classes}.")
+        self.good_index = self.classes.index(good_class)
+        self.net = create_vit(num_classes=len(self.classes), **net)
+        self.optimizer_cfg = {"lr": 1e-3, "weight_decay": 0.05, "opt": "adamw"} | dict(optimizer or {})
+        self.scheduler_cfg = {"warmup_epochs": 0, "min_lr_ratio": 0.0} | dict(scheduler or {})
+        self.epoch_offset = int(epoch_offset)
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("defect_threshold", torch.tensor(0.5))
+        weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
+        if weights is not None and len(weights) != len(self.classes):
+            raise ValueError(f"model.class_weights has {len(weights)} entries for {len(self.classes)} classes.")
+        self.register_buffer("class_weights", weights, persistent=False)
+        n = len(self.classes)
+        self.train_loss, self.train_acc = MeanMetric(), MulticlassAccuracy(n, average="micro")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_metrics = _class_metrics(n).clone(prefix="val/")
+        self.test_metrics = _class_metrics(n).clone(prefix="test/")
+        self.val_auroc, self.test_auroc = BinaryAUROC(), BinaryAUROC()
+        self.val_confusion = MulticlassConfusionMatrix(n)
+        self.test_confusion = MulticlassConfusionMatrix(n)
+        self.val_scores, self.val_is_defect = CatMetric(), CatMetric()
+        self.test_defect_hits = MeanMetric()
+        self.run_config: dict[str, Any] = {}  # resolved config essentials, saved in checkpoints
+        self.lineage: list[dict[str, Any]] = []  # parent runs this one continues from
+        self.epoch_metrics: dict[str, float] = {}
+        self.test_results: dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------ forward
+    @property
+    def global_epoch(self) -> int:
+        """1-based epoch number across a lineage of runs (fine-tunes continue the count)."""
+        return self.epoch_offset + self.current_epoch + 1
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float() - self.pixel_mean) / self.pixel_std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(images))
+
+    def defect_score(self, logits: torch.Tensor) -> torch.Tensor:
+        return 1.0 - logits.float().softmax(dim=-1)[:, self.good_index]
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits, labels, weight=self.class_weights, label_smoothing=self.hparams.label_smoothing
+        )
+
+    # ----------------------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self._loss(logits, batch["label"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss {loss.item()} at global epoch {self.global_epoch}, "
+                f"batch {batch_idx}: lower model.optimizer.lr or check the input images. "
+                "The last good checkpoint is kept in checkpoints/."
+            )
+        self.log("global_epoch", float(self.global_epoch), on_step=False, on_epoch=True, logger=False, reduce_fx="max")
+        self.train_loss.update(loss.detach(), weight=len(logits))
+        self.train_acc.update(logits.detach(), batch["label"])
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.train_loss.reset()
+        self.train_acc.reset()
+
+    def train_epoch_metrics(self) -> dict[str, float]:
+        """Mean loss and accuracy of the epoch so far (synchronised across ranks)."""
+        return {
+            "train/loss": float(self.train_loss.compute()),
+            "train/acc": float(self.train_acc.compute()),
+            "lr": float(self.optimizers().param_groups[0]["lr"]) if self._trainer else float("nan"),
+        }
+
+    # --------------------------------------------------------------------------- evaluation
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        logits = self(batch["image"])
+        labels = batch["label"]
+        is_defect = (labels != self.good_index).long()
+        scores = self.defect_score(logits)
+        getattr(self, f"{stage}_loss").update(self._loss(logits, labels), weight=len(labels))
+        getattr(self, f"{stage}_metrics").update(logits, labels)
+        getattr(self, f"{stage}_auroc").update(scores, is_defect)
+        getattr(self, f"{stage}_confusion").update(logits, labels)
+        if stage == "val":
+            self.val_scores.update(scores)
+            self.val_is_defect.update(is_defect)
+        else:
+            self.test_defect_hits.update(((scores >= self.defect_threshold).long() == is_defect).float())
+        return logits
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._compute_eval("val")
+        scores, is_defect = self.val_scores.compute(), self.val_is_defect.compute()
+        self.val_scores.reset()
+        self.val_is_defect.reset()
+        if not self.trainer.sanity_checking and is_defect.numel() and 0 < is_defect.sum() < is_defect.numel():
+            fpr, tpr, thresholds = binary_roc(scores, is_defect.long())
+            best = torch.argmax(tpr - fpr)
+            self.defect_threshold.fill_(float(thresholds[best].clamp(0.0, 1.0)))
+        metrics["val/defect_threshold"] = float(self.defect_threshold)
+        self.log_dict({k: v for k, v in metrics.items() if k != "val/confusion"}, logger=False, sync_dist=False)
+        if not self.trainer.sanity_checking:
+            self.epoch_metrics = metrics
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        metrics = self._compute_eval("test")
+        metrics["test/defect_acc_at_threshold"] = float(self.test_defect_hits.compute())
+        metrics["test/defect_threshold"] = float(self.defect_threshold)
+        self.test_defect_hits.reset()
+        self.log_dict({k: v for k, v in metrics.items() if k != "test/confusion"}, logger=False)
+        self.test_results = metrics
+
+    def _compute_eval(self, stage: str) -> dict[str, Any]:
+        collection = getattr(self, f"{stage}_metrics")
+        metrics: dict[str, Any] = {k: float(v) for k, v in collection.compute().items()}
+        metrics[f"{stage}/loss"] = float(getattr(self, f"{stage}_loss").compute())
+        auroc = getattr(self, f"{stage}_auroc")
+        metrics[f"{stage}/auroc"] = float(auroc.compute()) if auroc.update_count else float("nan")
+        confusion = getattr(self, f"{stage}_confusion")
+        metrics[f"{stage}/confusion"] = confusion.compute().cpu().tolist()
+        for metric in (collection, auroc, confusion, getattr(self, f"{stage}_loss")):
+            metric.reset()
+        return metrics
+
+    # ---------------------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = dict(self.optimizer_cfg)
+        optimizer = create_optimizer_v2(self.net, **cfg)
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
+        warmup_steps = int(self.scheduler_cfg["warmup_epochs"] * steps_per_epoch)
+        min_lr_ratio = float(self.scheduler_cfg["min_lr_ratio"])
+        if self.scheduler_cfg.get("name", "cosine") == "constant":
+            return {"optimizer": optimizer}
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, max(1, warmup_steps), total_steps, min_lr_ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # ---------------------------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["anomaly_vit"] = {
+            "config": self.run_config,
+            "lineage": self.lineage,
+            "global_epoch": self.global_epoch,
+            "classes": self.classes,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        info = checkpoint.get("anomaly_vit", {})
+        self.run_config = info.get("config", {})
+        self.lineage = info.get("lineage", [])
