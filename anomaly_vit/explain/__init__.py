@@ -1,0 +1,25 @@
+"""Where the model looks: attention capture, rollout and relevance maps, localisation scores.
+
+`attention_maps` is the entry point; the pictures live in `anomaly_vit.explain.overlay`
+(imported separately, it pulls in matplotlib).
+"""
+
+from anomaly_vit.explain.capture import capture_attention, forward_with_attention
+from anomaly_vit.explain.maps import attention_maps
+from anomaly_vit.explain.readout import read_out_maps, token_layout
+from anomaly_vit.explain.relevance import gradient_relevance, target_scores
+from anomaly_vit.explain.rollout import attention_rollout
+from anomaly_vit.explain.scores import score_maps, score_with_baselines
+
+__all__ = [
+    "attention_maps",
+    "attention_rollout",
+    "capture_attention",
+    "forward_with_attention",
+    "gradient_relevance",
+    "read_out_maps",
+    "score_maps",
+    "score_with_baselines",
+    "target_scores",
+    "token_layout",
+]

@@ -1,0 +1,236 @@
+"""Localisation scores of maps [B, H, W] against defect masks [B, H, W], with two naive baselines.
+
+Per image (each returns a [B] tensor; NaN where the score is undefined):
+- `pointing_game`: does the map's maximum fall inside the mask dilated by `tolerance_px`
+  (a disk)? With several pixels tied at the maximum, the share of them inside, so a flat map
+  scores the dilated mask's area share rather than a lucky 1.
+- `energy_in_mask`: share of the map's mass inside the mask.
+- `pixel_auroc`, `pixel_average_precision`: the map as a per-pixel defect score.
+- `patch_auroc`: map and mask average-pooled to the patch grid; a patch is positive when the mask
+  covers at least `patch_positive_share` of it.
+- `map_contrast` (max / min) and `normalised_entropy` (entropy of map / sum over log(pixels);
+  1 = flat): they need no mask and tell a peaked map from a near-uniform one that min-max
+  normalisation would make look confident.
+Mass-based scores (energy, contrast, entropy) use the map shifted to be non-negative: a map with
+negative values has its minimum subtracted; a non-negative map is used as it is. An all-zero map
+counts as uniform.
+
+`score_maps` averages over images whose mask is non-empty (images without a defect have nothing
+to point at, so they are skipped and counted in "n_images_skipped"); AUROC/AP skip also images
+whose mask covers everything (no negative pixel). `score_with_baselines` adds a uniform-random map
+(seeded) and a centre prior (isotropic Gaussian) scored in the same call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+
+RANDOM_BASELINE = "baseline_random"
+CENTRE_BASELINE = "baseline_centre"
+
+
+def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _check(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> None:
+    if maps_bhw.shape != masks_bhw.shape or maps_bhw.dim() != 3:
+        raise ValueError(
+            f"maps and masks must both be [B, H, W]; got {tuple(maps_bhw.shape)} and "
+            f"{tuple(masks_bhw.shape)}"
+        )
+
+
+def non_negative(maps_bhw: torch.Tensor) -> torch.Tensor:
+    """Maps shifted by their minimum where it is negative; non-negative maps are unchanged."""
+    maps_bhw = maps_bhw.float()
+    min_b11 = maps_bhw.amin(dim=(-2, -1), keepdim=True)
+    return maps_bhw - min_b11.clamp(max=0.0)
+
+
+def minmax_normalise(maps_bhw: torch.Tensor) -> torch.Tensor:
+    """Each map scaled to [0, 1] (a constant map becomes all zeros)."""
+    maps_bhw = maps_bhw.float()
+    min_b11 = maps_bhw.amin(dim=(-2, -1), keepdim=True)
+    range_b11 = maps_bhw.amax(dim=(-2, -1), keepdim=True) - min_b11
+    return torch.where(
+        range_b11 > 0,
+        (maps_bhw - min_b11) / range_b11.clamp(min=torch.finfo(torch.float32).tiny),
+        0.0,
+    )
+
+
+def dilate_masks(masks_bhw: torch.Tensor, tolerance_px: int) -> torch.Tensor:
+    """Masks grown by a disk of radius `tolerance_px` pixels (Euclidean)."""
+    if tolerance_px <= 0:
+        return masks_bhw.bool()
+    offsets = torch.arange(-tolerance_px, tolerance_px + 1, dtype=torch.float32)
+    disk_kk = (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= tolerance_px**2
+    kernel = disk_kk.float().to(masks_bhw.device)[None, None]
+    grown_b1hw = F.conv2d(masks_bhw[:, None].float(), kernel, padding=tolerance_px)
+    return grown_b1hw[:, 0] > 0.5
+
+
+def pointing_game(
+    maps_bhw: torch.Tensor, masks_bhw: torch.Tensor, tolerance_px: int = 15
+) -> torch.Tensor:
+    """Share of the map's maximal pixels inside the mask dilated by `tolerance_px` [B]."""
+    _check(maps_bhw, masks_bhw)
+    maps_bhw = maps_bhw.float()
+    is_max_bhw = maps_bhw == maps_bhw.amax(dim=(-2, -1), keepdim=True)
+    hits_bhw = is_max_bhw & dilate_masks(masks_bhw, tolerance_px)
+    return hits_bhw.sum(dim=(-2, -1)).float() / is_max_bhw.sum(dim=(-2, -1)).float()
+
+
+def energy_in_mask(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Tensor:
+    """Share of the (non-negative) map's mass inside the mask [B]."""
+    _check(maps_bhw, masks_bhw)
+    mass_bhw = non_negative(maps_bhw)
+    total_b = mass_bhw.sum(dim=(-2, -1))
+    mass_bhw = torch.where(total_b[:, None, None] > 0, mass_bhw, 1.0)  # all-zero: uniform
+    return (mass_bhw * masks_bhw.float()).sum(dim=(-2, -1)) / mass_bhw.sum(dim=(-2, -1))
+
+
+def _per_image_metric(metric, scores_bhw: torch.Tensor, labels_bhw: torch.Tensor) -> torch.Tensor:
+    values = []
+    for scores_hw, labels_hw in zip(scores_bhw, labels_bhw, strict=True):
+        num_pos = int(labels_hw.sum())
+        if num_pos == 0 or num_pos == labels_hw.numel():
+            values.append(float("nan"))
+        else:
+            values.append(float(metric(scores_hw.reshape(-1), labels_hw.reshape(-1).long())))
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def pixel_auroc(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Tensor:
+    """AUROC of the map as a per-pixel score for the mask, per image [B]."""
+    _check(maps_bhw, masks_bhw)
+    return _per_image_metric(binary_auroc, minmax_normalise(maps_bhw), masks_bhw.bool())
+
+
+def pixel_average_precision(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Tensor:
+    """Average precision of the map as a per-pixel score for the mask, per image [B]."""
+    _check(maps_bhw, masks_bhw)
+    return _per_image_metric(binary_average_precision, minmax_normalise(maps_bhw), masks_bhw.bool())
+
+
+def patch_auroc(
+    maps_bhw: torch.Tensor,
+    masks_bhw: torch.Tensor,
+    patch_size: int | tuple[int, int],
+    patch_positive_share: float = 0.1,
+) -> torch.Tensor:
+    """AUROC on the patch grid: pooled map vs patches the mask covers >= the given share [B]."""
+    _check(maps_bhw, masks_bhw)
+    kernel_hw = _pair(patch_size)
+    grid_map_bhw = F.avg_pool2d(minmax_normalise(maps_bhw)[:, None], kernel_hw)[:, 0]
+    coverage_bhw = F.avg_pool2d(masks_bhw[:, None].float(), kernel_hw)[:, 0]
+    positive_bhw = coverage_bhw >= patch_positive_share
+    return _per_image_metric(binary_auroc, minmax_normalise(grid_map_bhw), positive_bhw)
+
+
+def map_contrast(maps_bhw: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(max + eps) / (min + eps) of the non-negative map [B]: 1 for a flat map."""
+    mass_bhw = non_negative(maps_bhw)
+    return (mass_bhw.amax(dim=(-2, -1)) + eps) / (mass_bhw.amin(dim=(-2, -1)) + eps)
+
+
+def normalised_entropy(maps_bhw: torch.Tensor) -> torch.Tensor:
+    """Entropy of map / sum divided by log(number of pixels) [B]: 1 = flat, 0 = one pixel."""
+    mass_bhw = non_negative(maps_bhw)
+    num_pixels = mass_bhw.shape[-1] * mass_bhw.shape[-2]
+    total_b = mass_bhw.sum(dim=(-2, -1))
+    mass_bhw = torch.where(total_b[:, None, None] > 0, mass_bhw, 1.0)
+    p_bn = mass_bhw.flatten(1)
+    p_bn = p_bn / p_bn.sum(dim=-1, keepdim=True)
+    entropy_b = -torch.special.xlogy(p_bn, p_bn).sum(dim=-1)
+    return entropy_b / math.log(num_pixels)
+
+
+def score_maps(
+    maps_bhw: torch.Tensor,
+    masks_bhw: torch.Tensor,
+    patch_size: int | tuple[int, int],
+    tolerance_px: int = 15,
+    patch_positive_share: float = 0.1,
+    eps: float = 1e-8,
+) -> dict[str, float]:
+    """Every score, averaged over images with a non-empty mask (NaN when there is none)."""
+    _check(maps_bhw, masks_bhw)
+    maps_bhw = maps_bhw.detach().float().cpu()
+    masks_bhw = masks_bhw.detach().bool().cpu()
+    has_defect_b = masks_bhw.flatten(1).any(dim=1)
+    maps_bhw, masks_bhw = maps_bhw[has_defect_b], masks_bhw[has_defect_b]
+    per_image = {
+        "pointing": pointing_game(maps_bhw, masks_bhw, tolerance_px),
+        "energy": energy_in_mask(maps_bhw, masks_bhw),
+        "pixel_auroc": pixel_auroc(maps_bhw, masks_bhw),
+        "pixel_ap": pixel_average_precision(maps_bhw, masks_bhw),
+        "patch_auroc": patch_auroc(maps_bhw, masks_bhw, patch_size, patch_positive_share),
+        "contrast": map_contrast(maps_bhw, eps),
+        "entropy": normalised_entropy(maps_bhw),
+    }
+    scores = {name: float(values.nanmean()) for name, values in per_image.items()}
+    scores["n_images"] = float(has_defect_b.sum())
+    scores["n_images_skipped"] = float((~has_defect_b).sum())
+    return scores
+
+
+def random_maps(
+    batch: int, image_hw: tuple[int, int], seed: int = 0, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Uniform-random maps [B, H, W] from a seeded generator (reproducible baseline)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand((batch, *image_hw), generator=generator).to(device)
+
+
+def centre_prior_maps(
+    batch: int,
+    image_hw: tuple[int, int],
+    sigma_frac: float = 0.25,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Isotropic Gaussian centred in the image [B, H, W]; sigma = sigma_frac * min(H, W) pixels."""
+    height, width = image_hw
+    sigma_px = sigma_frac * min(height, width)
+    ys = torch.arange(height, dtype=torch.float32) - (height - 1) / 2
+    xs = torch.arange(width, dtype=torch.float32) - (width - 1) / 2
+    dist2_hw = ys[:, None] ** 2 + xs[None, :] ** 2
+    prior_hw = torch.exp(-dist2_hw / (2 * sigma_px**2))
+    return prior_hw.expand(batch, height, width).clone().to(device)
+
+
+def score_with_baselines(
+    maps_by_kind: Mapping[str, torch.Tensor],
+    masks_bhw: torch.Tensor,
+    patch_size: int | tuple[int, int],
+    tolerance_px: int = 15,
+    patch_positive_share: float = 0.1,
+    eps: float = 1e-8,
+    seed: int = 0,
+    centre_sigma_frac: float = 0.25,
+) -> dict[str, dict[str, float]]:
+    """`score_maps` for each kind, plus "baseline_random" and "baseline_centre" on the same masks."""
+    clashes = {RANDOM_BASELINE, CENTRE_BASELINE} & set(maps_by_kind)
+    if clashes:
+        raise ValueError(f"map kinds {sorted(clashes)} clash with the baseline names")
+    batch, height, width = masks_bhw.shape
+    all_maps = dict(maps_by_kind)
+    all_maps[RANDOM_BASELINE] = random_maps(batch, (height, width), seed)
+    all_maps[CENTRE_BASELINE] = centre_prior_maps(batch, (height, width), centre_sigma_frac)
+    return {
+        kind: score_maps(
+            maps_bhw,
+            masks_bhw,
+            patch_size,
+            tolerance_px=tolerance_px,
+            patch_positive_share=patch_positive_share,
+            eps=eps,
+        )
+        for kind, maps_bhw in all_maps.items()
+    }
