@@ -2,26 +2,57 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
+PICKLE_PROTOCOL_OPCODE = b"\x80"  # torch.save's legacy format starts with a pickle PROTO opcode
+WEIGHTS_ONLY_FAILURE = "Weights only load failed"  # torch's message when weights_only refuses
+MAX_DETAIL_CHARS = 300  # of the underlying error, quoted in the message
 
-def load_checkpoint(path: str | Path, key: str = "ckpt_path", trust_pickle: bool = False) -> dict[str, Any]:
+
+def load_checkpoint(
+    path: str | Path, key: str = "ckpt_path", trust_pickle: bool = False
+) -> dict[str, Any]:
     """Load a Lightning checkpoint on CPU with `weights_only=True` unless `trust_pickle` is set.
 
     `key` is the config key the path came from, named in errors.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"{key}={path} is a folder, not a checkpoint file; point it at a .ckpt file, e.g. "
+            f"{path / 'checkpoints' / 'last.ckpt'}."
+        )
     if not path.is_file():
-        raise FileNotFoundError(f"{key}={path} does not exist; point it at a .ckpt file in a run's checkpoints/ folder.")
+        raise FileNotFoundError(
+            f"{key}={path} does not exist; point it at a .ckpt file in a run's checkpoints/ folder."
+        )
+    with path.open("rb") as handle:
+        head = handle.read(len(ZIP_MAGIC))
+    if not (head.startswith(ZIP_MAGIC) or head[:1] == PICKLE_PROTOCOL_OPCODE):
+        raise ValueError(
+            f"{key}={path} is not a checkpoint: the file was not written by torch.save (empty, "
+            "text or another format); point it at a .ckpt file in a run's checkpoints/ folder."
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except Exception as error:  # noqa: BLE001 - any unpickling failure becomes one clear message
-        hint = "" if trust_pickle else (" If you trust this file and it holds custom objects, "
-                                       "set trust_pickle=true to load it as a full pickle.")
-        raise ValueError(f"{key}={path} is not a readable checkpoint ({type(error).__name__}: {error}).{hint}") from None
+        detail = " ".join(f"{type(error).__name__}: {error}".split())[:MAX_DETAIL_CHARS]
+        if not trust_pickle and WEIGHTS_ONLY_FAILURE in str(error):
+            refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+            what = f"e.g. {refused.group(1)}" if refused else detail
+            raise ValueError(
+                f"{key}={path} holds objects that safe loading (weights_only) refuses ({what}). "
+                "If you trust this file, set trust_pickle=true to load it as a full pickle."
+            ) from None
+        raise ValueError(
+            f"{key}={path} is not a readable checkpoint, it is truncated or corrupt ({detail}); "
+            "use another checkpoint of the run (e.g. the previous epoch_XXXX.ckpt)."
+        ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{key}={path} is not a Lightning checkpoint (no 'state_dict').")
     return checkpoint

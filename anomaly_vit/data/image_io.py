@@ -17,12 +17,18 @@ Every PIL mode becomes uint8 RGB (`load_rgb`) with these rules:
 - ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` and other modes: Pillow's ``convert("RGB")``.
 
 Multi-frame files (TIFF stacks, animations) yield their first frame.
+
+`read_image` / `load_rgb_info` also return an `ImageInfo` (mode, size, bytes and a hash of the
+file's bytes) from the same single read, for the data report (odd modes and sizes, duplicates).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +44,19 @@ UINT8_MAX = 255
 DEFAULT_INT_BIT_DEPTH = 16  # bit depth assumed for mode "I" when the file declares none
 INT32_MAX = 2**31 - 1  # largest value of Pillow's signed mode "I"
 TIFF_BITS_PER_SAMPLE = 258  # TIFF tag holding the bit depth
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the data report needs to know about one decoded file."""
+
+    path: str
+    mode: str  # PIL mode as stored in the file, before conversion to RGB
+    width: int
+    height: int
+    n_bytes: int
+    sha256: str  # hash of the file's bytes: equal hashes are duplicate files
+    constant: bool = False  # every pixel has the same RGB value (a blank image)
 
 
 class BadImageError(ValueError):
@@ -58,6 +77,14 @@ def is_image_file(path: str | Path) -> bool:
 def open_image(path: str | Path) -> Image.Image:
     """Open and fully decode `path` (``img.load()``), turning every user-caused failure into
     a `BadImageError`. The file is read into memory and closed."""
+    return read_image(path)[0]
+
+
+def read_image(path: str | Path) -> tuple[Image.Image, ImageInfo]:
+    """Read `path` once, hash its bytes and decode it: (decoded image, `ImageInfo`).
+
+    Raises `BadImageError` for a missing, empty, unreadable, corrupt or oversized file.
+    """
     path = Path(path)
     if not path.exists():
         raise BadImageError(path, "file does not exist; check the path in your data config")
@@ -65,12 +92,17 @@ def open_image(path: str | Path) -> Image.Image:
         raise BadImageError(
             path, "is a directory, not an image file; rename it or move it out of the data folder"
         )
-    if path.stat().st_size == 0:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise BadImageError(path, f"cannot be read ({err}); check its permissions") from err
+    if not data:
         raise BadImageError(path, "file is empty (0 bytes); re-export or delete it")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", Image.DecompressionBombWarning)
         try:
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(data)) as img:
+                mode = img.mode
                 img.load()
         except Image.DecompressionBombError as err:
             raise BadImageError(path, _bomb_reason(err, refused=True)) from err
@@ -93,7 +125,15 @@ def open_image(path: str | Path) -> Image.Image:
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
-    return img
+    info = ImageInfo(
+        path=str(path),
+        mode=mode,
+        width=img.width,
+        height=img.height,
+        n_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    return img, info
 
 
 def _bomb_reason(err: object, refused: bool) -> str:
@@ -150,6 +190,14 @@ def _float_to_uint8(values: np.ndarray, path: str | Path) -> np.ndarray:
 def load_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to a uint8 HxWx3 RGB array; raises `BadImageError` for bad files."""
     return to_rgb_array(open_image(path), path)
+
+
+def load_rgb_info(path: str | Path) -> tuple[np.ndarray, ImageInfo]:
+    """`load_rgb` and the file's `ImageInfo` (with `constant` set), from one read and decode."""
+    img, info = read_image(path)
+    rgb = to_rgb_array(img, path)
+    constant = bool(rgb.size) and bool((rgb == rgb.reshape(-1, 3)[0]).all())
+    return rgb, replace(info, constant=constant)
 
 
 def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -13,18 +13,28 @@ Item ids (the unit of the train/val/test split):
   name clash. Set ``item_id_prefix: ""`` when the files are named after the real items they were
   made from: they then share those items' split, which is what prevents leaks.
 - A manifest gives item ids explicitly and they are used as written.
+
+What a scan finds wrong but can skip (a folder named like an image) goes to `bad_files`; every
+file `load` decodes leaves an `ImageInfo` in `file_info`: the datamodule's data report reads both.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from anomaly_vit.data.image_io import IMAGE_EXTENSIONS, is_image_file, load_mask, load_rgb
+from anomaly_vit.data.image_io import (
+    IMAGE_EXTENSIONS,
+    ImageInfo,
+    is_image_file,
+    load_mask,
+    load_rgb_info,
+)
 from anomaly_vit.data.records import VIEWS_PAIRED, Record, SourceContext
 
 log = logging.getLogger(__name__)
@@ -34,6 +44,11 @@ UNPAIRED_POLICIES = ("keep", "drop", "error")
 MANIFEST_REQUIRED_COLUMNS = ("path", "label", "item_id")
 MANIFEST_OPTIONAL_COLUMNS = ("view", "mask")
 MAX_LISTED = 10  # how many offending files an error or warning lists before "... and N more"
+LOOKALIKE_CUTOFF = 0.8  # difflib similarity above which two unpaired names look like a pair
+DIRECTORY_REASON = (
+    "is a directory named like an image file, not an image; rename it or move it out of the "
+    "data folder"
+)
 
 
 class SourceError(ValueError):
@@ -54,6 +69,8 @@ class BaseSource:
         self.name = name
         self.synthetic = bool(synthetic)
         self.weight = float(weight)
+        self.file_info: dict[str, ImageInfo] = {}  # path -> info of every file `load` decoded
+        self.bad_files: list[tuple[str, str]] = []  # (path, reason) found by `scan`, skippable
         if not self.weight >= 0:
             raise SourceError(
                 f"{self.key('weight')} = {weight}: a mix weight must be >= 0 (0 disables it)"
@@ -68,7 +85,8 @@ class BaseSource:
 
     def load(self, record: Record) -> tuple[np.ndarray, np.ndarray | None]:
         """Decode `record.path` (uint8 HxWx3) and its mask (bool HxW, resized to the image)."""
-        image = load_rgb(record.path)
+        image, info = load_rgb_info(record.path)
+        self.file_info[record.path] = info
         mask = None if record.mask_path is None else load_mask(record.mask_path, image.shape[:2])
         return image, mask
 
@@ -88,11 +106,22 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _images_by_stem(folder: Path) -> dict[str, Path]:
-    """Image files of one folder by stem; two files with one stem (a.png, a.jpg) are an error."""
+def _images_by_stem(
+    folder: Path, bad_files: list[tuple[str, str]] | None = None
+) -> dict[str, Path]:
+    """Image files of one folder by stem; two files with one stem (a.png, a.jpg) are an error.
+
+    A directory named like an image is not an image: it goes to `bad_files` when given.
+    """
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if not (path.is_file() and is_image_file(path)):
+        if not is_image_file(path):
+            continue
+        if path.is_dir():
+            if bad_files is not None:
+                bad_files.append((str(path), DIRECTORY_REASON))
+            continue
+        if not path.is_file():
             continue
         if path.stem in found:
             raise SourceError(
@@ -220,14 +249,17 @@ class PairedFolderSource(FolderSource):
         label_of_stem: dict[str, str] = {}
         records: list[Record] = []
         self.unpaired = []
+        self.bad_files = []
+        missing_folders: list[str] = []
         for label in classes:
             files: dict[str, dict[str, Path]] = {}
             for view, view_dir in view_dirs.items():
                 class_dir = view_dir / label
                 if not class_dir.is_dir():
                     files[view] = {}
+                    missing_folders.append(f"{view}/{label}")
                     continue
-                files[view] = _images_by_stem(class_dir)
+                files[view] = _images_by_stem(class_dir, self.bad_files)
                 if not files[view]:
                     raise SourceError(
                         f"class folder '{class_dir}' has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
@@ -259,7 +291,10 @@ class PairedFolderSource(FolderSource):
             message = (
                 f"source '{self.name}': {len(self.unpaired)} image(s) have no partner in the other "
                 f"view (same class and file name): {listing(self.unpaired)}"
+                f"{_lookalikes(self.unpaired)}"
             )
+            if missing_folders:
+                message += f" (class folder(s) missing: {listing(missing_folders)})"
             if self.on_unpaired == "error":
                 raise SourceError(
                     f"{message}; add the missing views or set {self.key('on_unpaired')}=keep"
@@ -267,6 +302,25 @@ class PairedFolderSource(FolderSource):
             action = "kept as single views" if self.on_unpaired == "keep" else "dropped"
             log.warning("%s; %s", message, action)
         return records
+
+
+def _lookalikes(unpaired: Sequence[str]) -> str:
+    """' (names that look alike: ...)' for unpaired left/right files whose names nearly match."""
+    by_view: dict[str, dict[str, str]] = {view: {} for view in VIEWS_PAIRED}
+    for path in unpaired:
+        file = Path(path)
+        view = file.parent.parent.name
+        if view in by_view:
+            by_view[view][f"{file.parent.name}/{file.stem}"] = file.name
+    left, right = (by_view[view] for view in VIEWS_PAIRED)
+    pairs = []
+    for name in sorted(left):
+        close = difflib.get_close_matches(name, list(right), n=1, cutoff=LOOKALIKE_CUTOFF)
+        if close and name.split("/")[0] == close[0].split("/")[0]:
+            pairs.append(f"left '{left[name]}' ~ right '{right[close[0]]}'")
+    if not pairs:
+        return ""
+    return f" (names that look alike, rename one of each pair: {listing(pairs)})"
 
 
 class SingleFolderSource(FolderSource):
@@ -291,9 +345,10 @@ class SingleFolderSource(FolderSource):
             )
         label_of_stem: dict[str, str] = {}
         records: list[Record] = []
+        self.bad_files = []
         for label in classes:
             class_dir = root / label
-            files = _images_by_stem(class_dir)
+            files = _images_by_stem(class_dir, self.bad_files)
             if not files:
                 hint = ""
                 if _subdirs(class_dir):
@@ -371,7 +426,9 @@ class ManifestSource(BaseSource):
                 problems.append(f"line {line}: empty {blank}")
                 continue
             path = self._resolve(base, row["path"])
-            if not path.is_file():
+            if path.is_dir():
+                problems.append(f"line {line}: image '{row['path']}' is a directory ('{path}')")
+            elif not path.is_file():
                 problems.append(
                     f"line {line}: image '{row['path']}' not found (looked at '{path}')"
                 )
