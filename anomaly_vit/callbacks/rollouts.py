@@ -1,0 +1,519 @@
+"""`RolloutDumper`: attention maps of fixed validation probes every N epochs (PNG, npz, TB, metrics).
+
+Thin: maps come from `anomaly_vit.explain`, pictures from `anomaly_vit.explain.overlay`.
+
+- Probes: `probes_per_class` images per class from the REAL validation split with their masks
+  (defective ones with a non-empty mask first), picked once at fit start by a seeded shuffle;
+  with `include_synthetic` the same number per class from the synthetic training sources too.
+- When: at the end-of-epoch validation of every global epoch divisible by `every_n_epochs` and of
+  the last epoch (`trainer.max_epochs`); never in the sanity check. Files are numbered by the
+  GLOBAL epoch: `rollouts/epoch_XXXX.png` (the probe grid) and `epoch_XXXX.npz` (raw maps, probe
+  images, labels, masks, predictions, probabilities).
+- Scores: `score_with_baselines` on the real probes' masks, logged as `attn/<map>/<score>`
+  (maps, `baseline_random`, `baseline_centre`) through the `EpochMetricsWriter` into
+  metrics.csv and the loggers, on the same row as the epoch's other metrics; the grid goes to
+  TensorBoard as the image `attn/probes`.
+- Cost: the maps, scores and npz are computed while training waits (`attn/dump_seconds`); the
+  grid is drawn by one background thread (`render_in_background`; matplotlib takes ~1-2 s for
+  8 probes x 4 panels on a CPU), which training only waits for at its end.
+- At the end of training: `rollouts/evolution.png` (the probes across every dump, read back from
+  the npz files) and `rollouts/timing.json` (seconds per dump, drawing seconds, training seconds
+  and the dumps' share of them).
+
+Only rank 0 computes and writes; no collective operation runs here, so other ranks never wait.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
+from PIL import Image
+
+from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
+from anomaly_vit.explain.inputs import resize_mask
+from anomaly_vit.explain.overlay import (
+    evolution_figure,
+    figure_to_array,
+    probe_grid_figure,
+)
+from anomaly_vit.explain.predict import (
+    COUNT_KEYS,
+    Explanation,
+    check_kinds,
+    explain_images,
+    patch_size_hw,
+    resolve_tolerance_px,
+)
+from anomaly_vit.explain.scores import CENTRE_BASELINE, RANDOM_BASELINE, score_with_baselines
+from anomaly_vit.run import write_json
+
+log = logging.getLogger(__name__)
+
+KEY = "callbacks.rollouts"
+FILE_PATTERN = re.compile(r"epoch_(\d+)\.(png|npz)$")
+FILE_MODE = 0o644
+
+
+@dataclass
+class Probes:
+    """The fixed probe set: uint8 images [P, 3, H, W], labels [P], bool masks [P, H, W]."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+    synthetic: torch.Tensor  # bool [P]
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def is_due(global_epoch: int, every_n_epochs: int, is_last: bool) -> bool:
+    """Dump at global epochs N, 2N, ... and at the last epoch."""
+    return is_last or global_epoch % every_n_epochs == 0
+
+
+def _pick(
+    labels: Sequence[int], has_mask: Sequence[bool], per_class: int, num_classes: int, seed: int
+) -> list[int]:
+    """Indices of up to `per_class` items per class: masked ones first, then a seeded shuffle."""
+    rank = np.random.default_rng(seed).permutation(len(labels))
+    chosen = []
+    for label in range(num_classes):
+        candidates = [i for i in range(len(labels)) if labels[i] == label]
+        candidates.sort(key=lambda i: (not has_mask[i], rank[i]))
+        chosen += candidates[:per_class]
+    return chosen
+
+
+def select_probes(
+    datamodule: Any, per_class: int, include_synthetic: bool, seed: int = 0
+) -> Probes | None:
+    """Probes from `datamodule.datasets["val"]` (real sources only), optionally synthetic ones.
+
+    Returns None when the datamodule has no cached validation set with masks.
+    """
+    datasets = getattr(datamodule, "datasets", None) or {}
+    val = datasets.get("val")
+    if val is None or getattr(val, "masks_nhw", None) is None or len(val) == 0:
+        return None
+    sources = getattr(datamodule, "sources", {}) or {}
+    records = (getattr(datamodule, "records_of_split", {}) or {}).get("val")
+    num_classes = len(datamodule.classes)
+
+    def is_synthetic(record: Any) -> bool:
+        return bool(getattr(sources.get(record.source), "synthetic", False))
+
+    real = [i for i in range(len(val)) if records is None or not is_synthetic(records[i])]
+    labels = [int(val.labels[i]) for i in real]
+    has_mask = [bool(val.masks_nhw[i].any()) for i in real]
+    chosen = [real[j] for j in _pick(labels, has_mask, per_class, num_classes, seed)]
+    images = [val.images_nchw[i] for i in chosen]
+    masks = [val.masks_nhw[i] for i in chosen]
+    out_labels = [int(val.labels[i]) for i in chosen]
+    paths = [records[i].path if records is not None else f"val[{i}]" for i in chosen]
+    synthetic = [False] * len(chosen)
+    if include_synthetic:
+        for image, mask, label, path in _synthetic_probes(datamodule, per_class, seed):
+            images.append(image)
+            masks.append(mask)
+            out_labels.append(label)
+            paths.append(path)
+            synthetic.append(True)
+    return Probes(
+        images=torch.stack(images),
+        labels=torch.tensor(out_labels, dtype=torch.long),
+        masks=torch.stack(masks).bool(),
+        synthetic=torch.tensor(synthetic, dtype=torch.bool),
+        paths=paths,
+    )
+
+
+def _synthetic_probes(datamodule: Any, per_class: int, seed: int) -> list[tuple]:
+    """(image, mask, label, path) of synthetic training images, decoded like the cache does."""
+    train = datamodule.datasets.get("train")
+    records = datamodule.records_of_split.get("train", [])
+    sources = datamodule.sources
+    synthetic = [i for i, r in enumerate(records) if sources[r.source].synthetic]
+    class_index = {c: i for i, c in enumerate(datamodule.classes)}
+    labels = [class_index[records[i].label] for i in synthetic]
+    has_mask = [records[i].mask_path is not None for i in synthetic]
+    size_hw = tuple(train.images_nchw.shape[-2:])
+    probes = []
+    for j in _pick(labels, has_mask, per_class, len(datamodule.classes), seed):
+        index = synthetic[j]
+        record = records[index]
+        _, mask = sources[record.source].load(record)
+        mask_hw = np.zeros(size_hw, dtype=bool) if mask is None else resize_mask(mask, size_hw)
+        image = train.images_nchw[index]  # the cached, un-augmented image
+        probes.append((image, torch.from_numpy(mask_hw), labels[j], record.path))
+    return probes
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call `write(handle)` on a temporary file next to `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_png(array_hw3: np.ndarray, path: Path) -> None:
+    """Write an HxWx3 uint8 array as a PNG, atomically."""
+    _atomic_write(path, lambda handle: Image.fromarray(array_hw3).save(handle, format="PNG"))
+
+
+def read_dumps(folder: Path) -> dict[int, dict[str, np.ndarray]]:
+    """Every `epoch_XXXX.npz` in `folder`, by global epoch."""
+    dumps = {}
+    for path in sorted(folder.glob("epoch_*.npz")):
+        match = FILE_PATTERN.search(path.name)
+        if match:
+            with np.load(path) as data:
+                dumps[int(match.group(1))] = {key: data[key] for key in data.files}
+    return dumps
+
+
+def spread(values: Sequence[int], max_count: int) -> list[int]:
+    """At most `max_count` of `values`, evenly spread, always with the first and the last."""
+    if len(values) <= max_count:
+        return list(values)
+    picks = np.unique(np.linspace(0, len(values) - 1, max_count).round().astype(int))
+    return [values[i] for i in picks]
+
+
+class RolloutDumper(L.Callback):
+    """Dump attention maps of a fixed probe set every `every_n_epochs` (see the module doc)."""
+
+    def __init__(
+        self,
+        every_n_epochs: int = 10,
+        probes_per_class: int = 2,
+        kinds: Sequence[str] = ("rollout", "relevance", "contrast"),
+        include_synthetic: bool = False,
+        tolerance_px: int | None = None,
+        patch_positive_share: float = 0.1,
+        head_fusion: str = "mean",
+        discard_ratio: float = 0.0,
+        evolution_kind: str | None = None,
+        evolution_max_columns: int = 12,
+        panel_in: float = 2.0,
+        dpi: int = 100,
+        render_in_background: bool = True,
+        dirname: str = "rollouts",
+        seed: int = 0,
+    ) -> None:
+        for key, value in (
+            ("every_n_epochs", every_n_epochs),
+            ("probes_per_class", probes_per_class),
+            ("evolution_max_columns", evolution_max_columns),
+        ):
+            if int(value) < 1:
+                raise ValueError(f"{KEY}.{key} must be >= 1, got {value}.")
+        if tolerance_px is not None and int(tolerance_px) < 0:
+            raise ValueError(
+                f"{KEY}.tolerance_px must be >= 0 pixels (or null for one patch), got {tolerance_px}."
+            )
+        if head_fusion not in ("mean", "max", "min"):
+            raise ValueError(f"{KEY}.head_fusion must be mean, max or min, got {head_fusion!r}.")
+        if not 0.0 <= float(discard_ratio) < 1.0:
+            raise ValueError(f"{KEY}.discard_ratio must be in [0, 1), got {discard_ratio}.")
+        self.kinds = check_kinds(kinds, f"{KEY}.kinds")
+        self.evolution_kind = evolution_kind or self.kinds[0]
+        if self.evolution_kind not in self.kinds:
+            raise ValueError(
+                f"{KEY}.evolution_kind={evolution_kind!r} is not among {KEY}.kinds={self.kinds}."
+            )
+        self.every_n_epochs = int(every_n_epochs)
+        self.probes_per_class = int(probes_per_class)
+        self.include_synthetic = bool(include_synthetic)
+        self.tolerance_px = None if tolerance_px is None else int(tolerance_px)
+        self.patch_positive_share = float(patch_positive_share)
+        self.head_fusion = head_fusion
+        self.discard_ratio = float(discard_ratio)
+        self.evolution_max_columns = int(evolution_max_columns)
+        self.panel_in = float(panel_in)
+        self.dpi = int(dpi)
+        self.dirname = dirname
+        self.seed = int(seed)
+        self.probes: Probes | None = None
+        self.render_in_background = bool(render_in_background)
+        self.dump_seconds: dict[int, float] = {}  # what training waited for, per global epoch
+        self.render_seconds: dict[int, float] = {}  # drawing the grid (in the background or not)
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+        self._train_start = 0.0
+
+    # ------------------------------------------------------------------------------- hooks
+    def folder(self, trainer: L.Trainer) -> Path:
+        return Path(trainer.default_root_dir) / self.dirname
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.probes = select_probes(
+            trainer.datamodule, self.probes_per_class, self.include_synthetic, self.seed
+        )
+        if self.probes is None:
+            log.warning(
+                "rollouts disabled: the datamodule has no cached validation split with masks "
+                "(datasets['val'].masks_nhw); %s needs a MixedDataModule.",
+                KEY,
+            )
+        check_every = int(getattr(trainer, "check_val_every_n_epoch", 1) or 1)
+        if self.every_n_epochs % check_every:
+            log.warning(
+                "%s.every_n_epochs=%d is not a multiple of trainer.check_val_every_n_epoch=%d: "
+                "dumps happen only at epochs that validate.",
+                KEY,
+                self.every_n_epochs,
+                check_every,
+            )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._train_start = time.perf_counter()
+        if trainer.is_global_zero:
+            self._drop_stale(trainer, pl_module.global_epoch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
+            return
+        if not trainer.is_global_zero or self.probes is None:
+            return
+        if not getattr(trainer.fit_loop.epoch_loop.batch_progress, "is_last_batch", True):
+            return  # a mid-epoch validation (val_check_interval < 1): wait for the epoch's end
+        max_epochs = trainer.max_epochs or -1  # -1: no limit
+        is_last = 0 < max_epochs <= trainer.current_epoch + 1
+        if is_due(pl_module.global_epoch, self.every_n_epochs, is_last):
+            self.dump(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or self.probes is None:
+            return
+        self.wait_for_drawings()
+        train_seconds = time.perf_counter() - self._train_start
+        self.write_evolution(trainer)
+        total = sum(self.dump_seconds.values())
+        write_json(
+            self.folder(trainer) / "timing.json",
+            {
+                "dumps": len(self.dump_seconds),
+                "dump_seconds": {str(k): v for k, v in self.dump_seconds.items()},
+                "render_seconds": {str(k): v for k, v in self.render_seconds.items()},
+                "render_in_background": self.render_in_background,
+                "dump_seconds_total": total,
+                "train_seconds": train_seconds,
+                "dump_share": total / train_seconds if train_seconds > 0 else None,
+            },
+        )
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self.wait_for_drawings()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.wait_for_drawings()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -------------------------------------------------------------------------------- dump
+    def dump(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        """Compute maps and scores, write the npz, hand the scalars to the metrics writer; draw
+        the probe grid (PNG + TensorBoard) in the background when `render_in_background`."""
+        start = time.perf_counter()
+        epoch = int(pl_module.global_epoch)
+        explanation = explain_images(
+            pl_module,
+            self.probes.images.to(pl_module.device),
+            self.kinds,
+            good_class=pl_module.good_index,
+            head_fusion=self.head_fusion,
+            discard_ratio=self.discard_ratio,
+        )
+        scalars = self._scores(pl_module, explanation.maps)
+        folder = self.folder(trainer)
+        self._save_npz(folder / f"epoch_{epoch:04d}.npz", epoch, pl_module, explanation)
+        job = functools.partial(
+            self._draw_grid, trainer, list(pl_module.classes), explanation, epoch, scalars.copy()
+        )
+        if self.render_in_background:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollouts")
+            self._pending.append(self._executor.submit(job))
+        else:
+            job()
+        seconds = time.perf_counter() - start
+        self.dump_seconds[epoch] = seconds
+        scalars["attn/dump_seconds"] = seconds
+        self._hand_over(trainer, scalars, epoch)
+        log.info("rollouts: epoch %d computed in %.2f s", epoch, seconds)
+        return scalars
+
+    def _draw_grid(
+        self,
+        trainer: L.Trainer,
+        classes: list[str],
+        explanation: Explanation,
+        epoch: int,
+        scalars: dict[str, float],
+    ) -> None:
+        start = time.perf_counter()
+        grid = self._render(self._grid_figure(classes, explanation, epoch, scalars))
+        save_png(grid, self.folder(trainer) / f"epoch_{epoch:04d}.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(
+                    "attn/probes", grid, global_step=epoch, dataformats="HWC"
+                )
+        self.render_seconds[epoch] = time.perf_counter() - start
+
+    def wait_for_drawings(self) -> None:
+        """Finish the probe grids still being drawn in the background; log any that failed."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            try:
+                future.result()
+            except Exception:  # a failed picture must not end the training
+                log.exception("rollouts: drawing a probe grid failed")
+
+    def _render(self, figure) -> np.ndarray:
+        figure.set_dpi(self.dpi)
+        return figure_to_array(figure)
+
+    def _scores(
+        self, pl_module: L.LightningModule, maps: dict[str, torch.Tensor]
+    ) -> dict[str, float]:
+        real = ~self.probes.synthetic
+        scores = score_with_baselines(
+            {kind: maps_bhw[real] for kind, maps_bhw in maps.items()},
+            self.probes.masks[real],
+            patch_size_hw(pl_module),
+            tolerance_px=resolve_tolerance_px(pl_module, self.tolerance_px),
+            patch_positive_share=self.patch_positive_share,
+            seed=self.seed,
+        )
+        scalars = {
+            f"attn/{kind}/{name}": value
+            for kind, values in scores.items()
+            for name, value in values.items()
+            if name not in COUNT_KEYS
+        }
+        scalars["attn/n_defect_probes"] = next(iter(scores.values()))["n_images"]
+        return scalars
+
+    def _grid_figure(
+        self, classes: list[str], explanation: Explanation, epoch: int, scalars: dict[str, float]
+    ):
+        true = [
+            classes[int(label)] + (" (synthetic)" if synthetic else "")
+            for label, synthetic in zip(self.probes.labels, self.probes.synthetic, strict=True)
+        ]
+        energy = ", ".join(
+            f"{kind.removeprefix('baseline_')} {scalars[f'attn/{kind}/energy']:.2f}"
+            for kind in (*self.kinds, RANDOM_BASELINE, CENTRE_BASELINE)
+        )
+        return probe_grid_figure(
+            self.probes.images,
+            explanation.maps,
+            masks=self.probes.masks,
+            true_labels=true,
+            pred_labels=explanation.preds,
+            probs=explanation.probs,
+            class_names=classes,
+            panel_in=self.panel_in,
+            title=f"global epoch {epoch}\nshare of the map in the defect mask: {energy}",
+        )
+
+    def _save_npz(self, path: Path, epoch: int, pl_module, explanation) -> None:
+        arrays = {
+            "epoch": np.asarray(epoch),
+            "kinds": np.asarray(self.kinds),
+            "classes": np.asarray(list(pl_module.classes)),
+            "images": self.probes.images.numpy(),
+            "masks": self.probes.masks.numpy(),
+            "labels": self.probes.labels.numpy(),
+            "synthetic": self.probes.synthetic.numpy(),
+            "paths": np.asarray(self.probes.paths),
+            "preds": explanation.preds.numpy(),
+            "probs": explanation.probs.numpy(),
+        }
+        for kind in self.kinds:
+            arrays[f"maps_{kind}"] = explanation.maps[kind].numpy()
+            arrays[f"grids_{kind}"] = explanation.grids[kind].numpy()
+        _atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
+
+    @staticmethod
+    def _hand_over(trainer: L.Trainer, scalars: dict[str, float], epoch: int) -> None:
+        writers = [cb for cb in trainer.callbacks if isinstance(cb, EpochMetricsWriter)]
+        if writers:
+            writers[0].add_scalars(scalars)
+            return
+        finite = {k: v for k, v in scalars.items() if np.isfinite(v)}
+        for logger in trainer.loggers:
+            logger.log_metrics(finite, step=epoch)
+
+    # ---------------------------------------------------------------------------- the end
+    def write_evolution(self, trainer: L.Trainer) -> Path | None:
+        """`evolution.png`: the latest probes' `evolution_kind` map at every dump (spread out)."""
+        dumps = read_dumps(self.folder(trainer))
+        key = f"maps_{self.evolution_kind}"
+        if not dumps:
+            return None
+        latest = dumps[max(dumps)]
+        same = [
+            epoch
+            for epoch, dump in sorted(dumps.items())
+            if key in dump
+            and dump["images"].shape == latest["images"].shape
+            and np.array_equal(dump["images"], latest["images"])
+        ]
+        epochs = spread(same, self.evolution_max_columns)
+        figure = evolution_figure(
+            latest["images"],
+            {epoch: dumps[epoch][key] for epoch in epochs},
+            masks=latest["masks"],
+            kind=self.evolution_kind,
+            panel_in=self.panel_in,
+        )
+        array = self._render(figure)
+        path = self.folder(trainer) / "evolution.png"
+        save_png(array, path)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(
+                    "attn/evolution", array, global_step=max(dumps), dataformats="HWC"
+                )
+        return path
+
+    def _drop_stale(self, trainer: L.Trainer, first_epoch: int) -> None:
+        """Remove dumps numbered from `first_epoch` on, left by an earlier run into this folder."""
+        folder = self.folder(trainer)
+        if not folder.is_dir():
+            return
+        for path in folder.iterdir():
+            match = FILE_PATTERN.search(path.name)
+            if match and int(match.group(1)) >= first_epoch:
+                path.unlink()
