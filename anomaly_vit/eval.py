@@ -14,6 +14,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from anomaly_vit import CONF_DIR
 from anomaly_vit.checkpoints import load_checkpoint
 from anomaly_vit.confusion import save_confusion
 from anomaly_vit.model.module import ViTClassifier
@@ -56,7 +57,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

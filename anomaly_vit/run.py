@@ -7,12 +7,14 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from anomaly_vit.checkpoints import load_checkpoint
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # Errors a user causes (bad path, bad config value, bad image): shown as one message, no traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError)
+# torch's message when a checkpoint's weights do not fit the model (another architecture)
+STATE_DICT_MISMATCH = "Error(s) in loading state_dict"
+MAX_MISMATCH_NAMES = 5  # parameter names of torch's mismatch details shown in the message
 
 
 class UserError(SystemExit):
@@ -32,28 +37,86 @@ class UserError(SystemExit):
 
 
 def task_wrapper(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Run `task`; a user error prints `error: <message>` and exits 1, unless AVIT_TRACEBACK=1."""
+    """Check the config, run `task`; a user error prints `error: <message>` (one line) and exits
+    1. AVIT_TRACEBACK=1 re-raises it with its traceback instead, as does running under pytest
+    unless AVIT_TRACEBACK=0."""
 
     @functools.wraps(task)
     def wrapped(cfg: DictConfig) -> Any:
         try:
+            _check_config(cfg)
             return task(cfg)
-        except USER_ERRORS as error:
-            if os.environ.get("AVIT_TRACEBACK") == "1" or "pytest" in sys.modules:
+        except Exception as error:
+            message = user_message(error, cfg)
+            if message is None or _show_traceback():
                 raise
-            message = _root_message(error)
             log.error("%s", message)
-            print(f"\nerror: {message}\n(set AVIT_TRACEBACK=1 for the full traceback)", file=sys.stderr)
+            hint = "(set AVIT_TRACEBACK=1 for the full traceback)"
+            print(f"\nerror: {message}\n{hint}", file=sys.stderr)
             raise UserError(message) from None
 
     return wrapped
 
 
-def _root_message(error: BaseException) -> str:
-    """Hydra wraps errors raised while instantiating; show the innermost user-facing one."""
-    while error.__cause__ is not None and isinstance(error.__cause__, USER_ERRORS):
+def _show_traceback() -> bool:
+    flag = os.environ.get("AVIT_TRACEBACK")
+    return flag == "1" or (flag != "0" and "pytest" in sys.modules)
+
+
+def _check_config(cfg: DictConfig) -> None:
+    """Config values Lightning would accept silently but that are mistakes."""
+    for name, node in (cfg.get("callbacks") or {}).items():
+        every = node.get("every_n_epochs") if isinstance(node, DictConfig) else None
+        valid = isinstance(every, int) and not isinstance(every, bool) and every >= 1
+        if every is not None and not valid:
+            raise ValueError(
+                f"callbacks.{name}.every_n_epochs={every}: must be an integer >= 1 (the number "
+                f"of epochs between two runs); to turn the callback off set callbacks.{name}=null"
+            )
+
+
+def user_message(error: BaseException, cfg: DictConfig | None = None) -> str | None:
+    """The one-line message to show for `error`, or None when it is not a user error (a bug).
+
+    Hydra wraps errors raised while instantiating (`full_key: data.sources.real`): the user
+    error beneath is shown, with a source's `<name>` placeholder filled in from that key. A
+    checkpoint whose weights do not fit the model is a user error too (wrong `ckpt_path`).
+    """
+    full_key = None
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        found = re.search(r"full_key: (\S+)", str(error))
+        full_key = found.group(1) if found else full_key
         error = error.__cause__
-    return str(error).strip()
+    if isinstance(error, USER_ERRORS):
+        message = _root_message(error)
+        if full_key and "<name>" in message:
+            message = message.replace("<name>", full_key.rsplit(".", 1)[-1])
+        return message
+    if isinstance(error, RuntimeError) and STATE_DICT_MISMATCH in str(error):
+        text = str(error)
+        names = re.findall(r"size mismatch for ([\w.]+)", text)
+        for kind in ("Missing", "Unexpected"):
+            listed = re.search(rf"{kind} key\(s\) in state_dict: ([^\n]*)", text)
+            if listed:
+                names += re.findall(r'"([\w.]+)"', listed.group(1))
+        more = ", ..." if len(names) > MAX_MISMATCH_NAMES else ""
+        shown = ", ".join(names[:MAX_MISMATCH_NAMES]) + more
+        ckpt_path = cfg.get("ckpt_path") if cfg is not None else None
+        which = f"ckpt_path={ckpt_path}" if ckpt_path else "the checkpoint"
+        return (
+            f"the weights in {which} do not fit this model: it was trained with another "
+            f"architecture ({len(names)} parameter(s) differ: {shown}); resume (ckpt_path) with "
+            "the model config it was trained with, or start a new run from its weights with "
+            "finetune_from and the same model.net settings"
+        )
+    return None
+
+
+def _root_message(error: BaseException) -> str:
+    """The message of a user error, on one line. It is the outermost user error beneath Hydra's
+    wrappers: a user error raised `from` another one adds context (what to do) to it."""
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(message.split())
 
 
 def build_datamodule(data_cfg: DictConfig, output_dir: str | Path | None):
@@ -73,7 +136,6 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
 
 def config_essentials(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint, summary.json and the sweep report need to know about a run."""
-    resolved = OmegaConf.to_container(cfg, resolve=False)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     return {
         "run_dir": str(cfg.paths.output_dir),
@@ -81,10 +143,20 @@ def config_essentials(cfg: DictConfig) -> dict[str, Any]:
         "data": data,
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "trainer": {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-                    if k in ("max_epochs", "precision", "accelerator", "devices", "strategy")},
+                    if k in ("max_epochs", "precision", "accelerator", "devices", "num_nodes", "strategy")},
         "hparams": _flat_hparams(cfg),
-        "overrides": resolved.get("overrides", []) if isinstance(resolved, dict) else [],
+        "finetune_from": cfg.get("finetune_from"),
+        "overrides": _task_overrides(),
     }
+
+
+def _task_overrides() -> list[str]:
+    """The command-line overrides of this Hydra job (empty outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(OmegaConf.select(HydraConfig.get(), "overrides.task", default=[]) or [])
 
 
 def _flat_hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
@@ -105,19 +177,24 @@ def _flat_hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
 
 
 def apply_finetune(model, ckpt_path: str, trust_pickle: bool = False) -> None:
-    """Load weights from `ckpt_path` (weights only); continue its epoch count and lineage.
+    """Start `model` from the weights in `ckpt_path`; continue its epoch count and lineage.
 
-    If the class set differs, the classification head keeps its fresh initialisation and a
-    warning says so.
+    Loads the network weights only (`weights_only`; no optimizer, schedule or epoch: those start
+    fresh). If the class set differs, the classification head keeps its fresh initialisation
+    and a warning says so. The parent (checkpoint, global epoch, run dir, config essentials) is
+    appended to `model.lineage`, and `model.epoch_offset` makes this run's first epoch the
+    parent's global epoch + 1.
     """
     checkpoint = load_checkpoint(ckpt_path, key="finetune_from", trust_pickle=trust_pickle)
     info = checkpoint.get("anomaly_vit", {})
     state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
     parent_classes = info.get("classes") or checkpoint.get("hyper_parameters", {}).get("classes")
-    if parent_classes != model.classes:
+    head_reinitialised = parent_classes != model.classes
+    if head_reinitialised:
         state = {k: v for k, v in state.items() if not k.startswith("net.head.")}
-        log.warning("class set changed (%s -> %s): the classification head is re-initialised.",
-                    parent_classes, model.classes)
+        log.warning("finetune_from=%s: class set changed (%s -> %s), so the classification head "
+                    "is re-initialised (the rest of the network is loaded).",
+                    ckpt_path, parent_classes, model.classes)
     own = model.state_dict()
     mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if mismatched or not set(state) <= set(own):
@@ -130,11 +207,14 @@ def apply_finetune(model, ckpt_path: str, trust_pickle: bool = False) -> None:
     parent_epoch = int(info.get("global_epoch", checkpoint.get("epoch", 0) + 1))
     model.epoch_offset = parent_epoch
     model.hparams.epoch_offset = parent_epoch
-    parent = {"ckpt_path": str(Path(ckpt_path).resolve()), "global_epoch": parent_epoch,
-              "run_dir": info.get("config", {}).get("run_dir", str(Path(ckpt_path).resolve().parents[1])),
-              "config": {k: info.get("config", {}).get(k) for k in ("hparams", "seed")}}
+    path = Path(ckpt_path).resolve()
+    # the parent's folder as it is now (runs can be moved as one folder), else as recorded
+    run_dir = str(path.parents[1]) if path.parent.name == "checkpoints" else info.get("config", {}).get("run_dir")
+    parent = {"ckpt_path": str(path), "global_epoch": parent_epoch, "run_dir": run_dir,
+              "classes": parent_classes, "head_reinitialised": head_reinitialised,
+              "config": {k: v for k, v in info.get("config", {}).items() if k != "lineage"}}
     model.lineage = [*info.get("lineage", []), parent]
-    log.info("fine-tuning from %s (global epoch %d)", ckpt_path, parent_epoch)
+    log.info("fine-tuning from %s: epochs continue from global epoch %d", ckpt_path, parent_epoch)
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:

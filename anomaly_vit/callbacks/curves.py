@@ -44,6 +44,23 @@ def plot_curves(
     return path
 
 
+def lineage_rows(lineage: list[dict], metrics_file: str = "metrics.csv") -> list[dict[str, float]]:
+    """metrics.csv rows of the parent runs, each up to the global epoch its child started from.
+
+    Oldest first; an epoch is taken from the latest parent that covers it. A parent folder that
+    was moved or deleted is skipped (its curve is simply not drawn).
+    """
+    by_epoch: dict[float, dict[str, float]] = {}
+    for parent in lineage:
+        run_dir = parent.get("run_dir")
+        if not run_dir:
+            continue
+        for row in read_metrics_csv(Path(run_dir) / metrics_file):
+            if row["epoch"] <= parent.get("global_epoch", math.inf):
+                by_epoch[row["epoch"]] = row
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
 class CurvesPlotter(L.Callback):
     """Redraw `curves.png` in the run dir every `every_n_epochs` and at the end (rank 0 only)."""
 
@@ -57,10 +74,7 @@ class CurvesPlotter(L.Callback):
     def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         root = Path(trainer.default_root_dir)
         rows = read_metrics_csv(root / self.metrics_file)
-        parent_rows = []
-        for parent in getattr(pl_module, "lineage", []):
-            parent_rows += [r for r in read_metrics_csv(Path(parent.get("run_dir", "")) / self.metrics_file)
-                            if r["epoch"] <= parent.get("global_epoch", math.inf)]
+        parent_rows = lineage_rows(getattr(pl_module, "lineage", []), self.metrics_file)
         if rows or parent_rows:
             plot_curves(rows, root / self.filename, parent_rows)
 

@@ -1,4 +1,9 @@
-"""`MixedDataModule`: real and synthetic sources, split by item, mixed by weight, cached once."""
+"""`MixedDataModule`: real and synthetic sources, split by item, mixed by weight, cached once.
+
+Bad image files are skipped or stop the run (`on_bad_image`); either way `setup()` ends with the
+data report (`anomaly_vit.data.report`): `data_report.json` in `output_dir`, a loud summary in
+the log, and a text entry in TensorBoard when the trainer has a TensorBoard logger.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,27 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
+from anomaly_vit.data.image_io import BadImageError
 from anomaly_vit.data.records import Record, Source, SourceContext
+from anomaly_vit.data.report import (
+    REPORT_FILE,
+    build_report,
+    problem_lines,
+    report_markdown,
+    write_report,
+)
 from anomaly_vit.data.sampler import MixSampler
 from anomaly_vit.data.split import check_ratios, split_items
 
 log = logging.getLogger(__name__)
+
+BAD_IMAGE_POLICIES = ("skip", "error")
 
 
 class CachedImages(Dataset):
@@ -94,9 +110,12 @@ class MixedDataModule(L.LightningDataModule):
                 f"data.synthetic_fraction must be in [0, 1] (or null to use the raw weights), "
                 f"got {synthetic_fraction}."
             )
-        if on_bad_image not in ("skip", "error"):
-            raise ValueError(f"data.on_bad_image must be 'skip' or 'error', got {on_bad_image!r}.")
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            raise ValueError(
+                f"data.on_bad_image must be one of {list(BAD_IMAGE_POLICIES)}, got {on_bad_image!r}."
+            )
         self.sources = dict(sources)
+        _check_sources(self.sources, eval_sources)
         for source_name, source in self.sources.items():
             source.name = source_name
         self.img_size = int(img_size)
@@ -120,7 +139,9 @@ class MixedDataModule(L.LightningDataModule):
         self.records: dict[str, list[Record]] = {}
         self.split_of_item: dict[str, str] = {}
         self.classes: list[str] = []
-        self.bad_images: list[tuple[str, str]] = []
+        self.bad_images: list[dict[str, object]] = []  # one entry per image left out (see report)
+        self.report: dict[str, object] = {}
+        self.report_on_setup = True  # `setup()` ends with `write_report()` (check_data defers it)
         self.datasets: dict[str, CachedImages] = {}
         self.records_of_split: dict[str, list[Record]] = {}
         self._prepared = False
@@ -140,8 +161,16 @@ class MixedDataModule(L.LightningDataModule):
         context = SourceContext(records=self.records, split_of_item={}, sources=self.sources, seed=self.seed)
         primary = [n for n, s in self.sources.items() if not getattr(s, "base", None)]
         derived = [n for n in self.sources if n not in primary]
+        for source_name in derived:
+            base = self.sources[source_name].base
+            if base not in self.sources:
+                raise ValueError(
+                    f"data.sources.{source_name}.base={base!r} names no source; "
+                    f"known sources: {sorted(self.sources)}."
+                )
         for source_name in primary:
             self.records[source_name] = self.sources[source_name].scan(context)
+            self._bad_files_of_scan(source_name)
         label_of_item: dict[str, str] = {}
         for source_name in primary:
             source = self.sources[source_name]
@@ -153,15 +182,19 @@ class MixedDataModule(L.LightningDataModule):
         self.split_of_item.update(split_items(label_of_item, self.split_ratios, self.seed))
         context.split_of_item = self.split_of_item
         for source_name in derived:
-            base = self.sources[source_name].base
-            if base not in self.sources:
-                raise ValueError(
-                    f"data.sources.{source_name}.base={base!r} names no source; "
-                    f"known sources: {sorted(self.sources)}."
-                )
             self.records[source_name] = self.sources[source_name].scan(context)
         self.classes = self._resolve_classes()
         self._prepared = True
+
+    def _bad_files_of_scan(self, source_name: str) -> None:
+        """Apply `on_bad_image` to what a scan found but could skip (a folder named like an image)."""
+        for path, reason in getattr(self.sources[source_name], "bad_files", []):
+            if self.on_bad_image == "error":
+                raise BadImageError(path, f"{reason}; {_SKIP_HINT}")
+            self.bad_images.append(
+                {"path": path, "reason": reason, "source": source_name, "record": False}
+            )
+            log.warning("skipping bad image file '%s': %s", path, reason)
 
     def _resolve_classes(self) -> list[str]:
         labels = {r.label for recs in self.records.values() for r in recs}
@@ -189,6 +222,11 @@ class MixedDataModule(L.LightningDataModule):
         for name, weight in weights.items():
             if weight < 0:
                 raise ValueError(f"data.sources.{name}.weight must be >= 0, got {weight}.")
+        if weights and sum(weights.values()) <= 0:
+            raise ValueError(
+                f"every mix weight is 0 ({', '.join(f'data.sources.{n}.weight' for n in weights)}"
+                "): give at least one source a weight > 0."
+            )
         if self.synthetic_fraction is None:
             return weights
         fraction = float(self.synthetic_fraction)
@@ -222,6 +260,8 @@ class MixedDataModule(L.LightningDataModule):
         for split in ("train", "val", "test"):
             self.datasets[split] = self._decode(split)
         self._write_split_csv()
+        if self.report_on_setup:
+            self.write_report()
 
     def _decode(self, split: str) -> CachedImages:
         records = self.records_of_split[split]
@@ -230,14 +270,10 @@ class MixedDataModule(L.LightningDataModule):
         size = (self.img_size, self.img_size)
         images, masks, kept = [], [], []
         for record in tqdm(records, desc=f"decode {split}", disable=not self.progress, leave=False):
-            try:
-                image, mask = self.sources[record.source].load(record)
-            except ValueError as error:  # BadImageError and friends: named file, clear reason
-                if self.on_bad_image == "error":
-                    raise
-                self.bad_images.append((record.path, str(error)))
-                log.warning("skipping bad image: %s", error)
+            loaded = self._load_or_skip(record, split)
+            if loaded is None:
                 continue
+            image, mask = loaded
             images.append(np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)))
             if mask is None:
                 masks.append(np.zeros(size, dtype=bool))
@@ -256,6 +292,60 @@ class MixedDataModule(L.LightningDataModule):
         if split == "train":
             return CachedImages(images_nchw, labels, source_ids, None, self.train_transform)
         return CachedImages(images_nchw, labels, source_ids, masks_nhw, None)
+
+    def _load_or_skip(
+        self, record: Record, split: str
+    ) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Decode one record; a bad file raises (`on_bad_image=error`) or is noted and skipped."""
+        try:
+            return self.sources[record.source].load(record)
+        except ValueError as error:  # BadImageError and friends: named file, clear reason
+            if self.on_bad_image == "error":
+                if isinstance(error, BadImageError):
+                    raise BadImageError(error.path, f"{error.reason}; {_SKIP_HINT}") from error
+                raise ValueError(f"{error} ({_SKIP_HINT})") from error
+            path = error.path if isinstance(error, BadImageError) else record.path
+            reason = error.reason if isinstance(error, BadImageError) else str(error)
+            if all(entry["path"] != path for entry in self.bad_images):
+                log.warning("skipping bad image file '%s': %s", path, reason)
+            self.bad_images.append(
+                {"path": path, "reason": reason, "source": record.source, "split": split,
+                 "item_id": record.item_id, "record": True}
+            )  # fmt: skip
+            return None
+
+    def inspect_unread(self) -> None:
+        """Decode (to check, not to keep) the files `setup()` did not read: records of weight-0
+        sources and of splits a source is not used in. Derived sources read no files of their own."""
+        for source_name, source in self.sources.items():
+            if getattr(source, "base", None):
+                continue
+            seen = set(getattr(source, "file_info", {})) | {e["path"] for e in self.bad_images}
+            for record in self.records.get(source_name, []):
+                if record.path not in seen:
+                    self._load_or_skip(record, self.split_of_item.get(record.item_id, "unused"))
+                    seen.add(record.path)
+
+    def write_report(self) -> dict[str, object]:
+        """Build the data report; on rank 0 write data_report.json, log the problems loudly and
+        add a text summary to TensorBoard (when the trainer has a TensorBoard logger)."""
+        self.report = build_report(self)
+        if not _is_rank_zero(self):
+            return self.report
+        lines = problem_lines(self.report)
+        where = Path(self.output_dir) / REPORT_FILE if self.output_dir else "the data report"
+        for line in lines:
+            log.warning("data check: %s", line)
+        if lines:
+            log.warning("data check: %d kind(s) of problem, details in %s", len(lines), where)
+        if self.output_dir:
+            write_report(self.report, Path(self.output_dir) / REPORT_FILE)
+        trainer = getattr(self, "trainer", None)
+        for logger in getattr(trainer, "loggers", None) or []:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_text"):
+                experiment.add_text("data/report", report_markdown(self.report), global_step=0)
+        return self.report
 
     def _write_split_csv(self) -> None:
         if not self.output_dir or not _is_rank_zero(self):
@@ -311,6 +401,32 @@ class MixedDataModule(L.LightningDataModule):
         } | {"mix_weights": self.mix_weights, "samples_per_epoch": self.samples_per_epoch}
 
 
+_SKIP_HINT = (
+    "fix or remove the file, or set data.on_bad_image=skip to leave such images out "
+    f"(they are listed in {REPORT_FILE})"
+)
+
+
+def _check_sources(sources: Mapping[str, object], eval_sources: Sequence[str] | None) -> None:
+    """Every `data.sources` entry must be a source (a `_target_` was instantiated), and
+    `eval_sources` must name sources: a typo in an override names a source that does not exist."""
+    real = sorted(n for n, s in sources.items() if callable(getattr(s, "scan", None)))
+    for name, source in sources.items():
+        if name not in real:
+            raise ValueError(
+                f"data.sources.{name} is not an image source (no _target_, got {source!r}): a "
+                f"weight or option must name one of the configured sources {real}; to add a "
+                f"source give data.sources.{name}._target_."
+            )
+    unknown = [n for n in eval_sources or [] if n not in sources]
+    if unknown:
+        raise ValueError(
+            f"data.eval_sources names unknown source(s) {unknown}; configured sources: {real}."
+        )
+
+
 def _is_rank_zero(datamodule: L.LightningDataModule) -> bool:
     trainer = getattr(datamodule, "trainer", None)
-    return trainer is None or trainer.is_global_zero
+    if trainer is None:  # before a trainer is attached: the rank Lightning read from the env
+        return getattr(rank_zero_only, "rank", 0) == 0
+    return trainer.is_global_zero

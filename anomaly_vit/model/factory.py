@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import difflib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch.nn as nn
+
+from anomaly_vit.model.conv_stem import ConvStemEmbed
 
 
 def _as_pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -19,10 +22,13 @@ def create_vit(
     num_classes: int,
     pretrained: bool = False,
     weights_path: str | None = None,
+    stem: str = "patch",
+    stem_channels: list[int] | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """Create `model_name` from timm with `overrides` (img_size, patch_size, depth, embed_dim, ...).
 
+    `stem="conv"` swaps the patchify layer for a convolutional stem (same token grid).
     `pretrained=True` loads hub weights (needs a network); `weights_path` loads a local
     .safetensors/.pth file through timm's own loader (offline), adapting the head and position
     embeddings like hub weights.
@@ -40,6 +46,10 @@ def create_vit(
                 f"model.net.patch_size={overrides['patch_size']}: pick sizes so the patches tile the image."
             )
     kwargs: dict[str, Any] = {"num_classes": num_classes, **overrides}
+    if stem == "conv":
+        kwargs["embed_layer"] = partial(ConvStemEmbed, stem_channels=stem_channels)
+    elif stem != "patch":
+        raise ValueError(f"model.net.stem={stem!r}: use 'patch' (timm's patchify) or 'conv' (convolutional stem).")
     if weights_path:
         path = Path(weights_path)
         if not path.is_file():

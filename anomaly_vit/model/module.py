@@ -222,10 +222,17 @@ class ViTClassifier(L.LightningModule):
             "config": self.run_config,
             "lineage": self.lineage,
             "global_epoch": self.global_epoch,
+            "epoch_offset": self.epoch_offset,
             "classes": self.classes,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the lineage and epoch numbering (a resumed fine-tune keeps counting from its
+        parent); keep this run's config essentials if it has them (a resume may change max_epochs)."""
         info = checkpoint.get("anomaly_vit", {})
-        self.run_config = info.get("config", {})
+        self.run_config = self.run_config or info.get("config", {})
         self.lineage = info.get("lineage", [])
+        offset = info.get("epoch_offset", checkpoint.get("hyper_parameters", {}).get("epoch_offset"))
+        if offset is not None:
+            self.epoch_offset = int(offset)
+            self.hparams.epoch_offset = int(offset)
