@@ -4,12 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+RUN ?=
+MULTIRUN ?=
+LINT_PATHS := anomaly_vit tests scripts notebooks
 
 .DEFAULT_GOAL := help
-.PHONY: help install train demo-data test test-fast lint format bench tensorboard clean
+.PHONY: help install train demo-data test test-fast lint format bench tensorboard explore strip-notebook clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,16 +34,26 @@ test: $(STAMP) ## run the whole test suite (fast and slow tests)
 test-fast: $(STAMP) ## run the tests not marked slow
 	$(PY) -m pytest -q -m "not slow"
 
-lint: $(STAMP) ## ruff lint and format check
-	$(PY) -m ruff check anomaly_vit tests
-	$(PY) -m ruff format --check anomaly_vit tests
+lint: $(STAMP) ## ruff lint and format check (code, tests, scripts, notebook); notebook has no outputs
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) scripts/strip_notebook.py --check
 
 format: $(STAMP) ## ruff fix and format
-	$(PY) -m ruff check --fix anomaly_vit tests
-	$(PY) -m ruff format anomaly_vit tests
+	$(PY) -m ruff check --fix $(LINT_PATHS)
+	$(PY) -m ruff format $(LINT_PATHS)
 
 tensorboard: $(STAMP) ## serve TensorBoard on outputs/
 	$(VENV)/bin/tensorboard --logdir outputs
+
+explore: $(STAMP) ## run the notebook on RUN=<run dir> [MULTIRUN=<dir>] (default: newest run) into outputs/explore_runs.ipynb
+	mkdir -p outputs
+	cp notebooks/explore_runs.ipynb outputs/explore_runs.ipynb
+	AVIT_RUN_DIR="$(RUN)" AVIT_MULTIRUN_DIR="$(MULTIRUN)" $(VENV)/bin/jupyter execute --inplace outputs/explore_runs.ipynb
+	@echo "open outputs/explore_runs.ipynb (VS Code, JupyterLab) to see the run"
+
+strip-notebook: $(STAMP) ## remove outputs from notebooks/*.ipynb (before committing)
+	$(PY) scripts/strip_notebook.py
 
 clean: ## remove generated runs and data (keeps .venv)
 	rm -rf outputs/runs outputs/multiruns data

@@ -27,11 +27,15 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test `cfg.ckpt_path` on the real test split; write summary.json and confusion.png."""
     if not cfg.get("ckpt_path"):
-        raise ValueError("ckpt_path is required: python -m anomaly_vit.eval ckpt_path=outputs/runs/<run>/checkpoints/best.ckpt")
+        raise ValueError(
+            "ckpt_path is required: python -m anomaly_vit.eval ckpt_path=outputs/runs/<run>/checkpoints/best.ckpt"
+        )
     checkpoint = load_checkpoint(cfg.ckpt_path, key="ckpt_path", trust_pickle=cfg.trust_pickle)
     info = checkpoint.get("anomaly_vit", {})
     if "data" not in info.get("config", {}):
-        raise ValueError(f"ckpt_path={cfg.ckpt_path} carries no data config; it was not written by anomaly_vit.train.")
+        raise ValueError(
+            f"ckpt_path={cfg.ckpt_path} carries no data config; it was not written by anomaly_vit.train."
+        )
     L.seed_everything(info["config"].get("seed", 0), workers=True)
     data_cfg = OmegaConf.merge(OmegaConf.create(info["config"]["data"]), cfg.get("data") or {})
     data_cfg.progress = False
@@ -44,14 +48,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)
     if list(datamodule.classes) != model.classes:
-        raise ValueError(f"the data has classes {datamodule.classes} but the checkpoint {model.classes}.")
+        raise ValueError(
+            f"the data has classes {datamodule.classes} but the checkpoint {model.classes}."
+        )
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
     trainer.test(model, datamodule=datamodule)
     results = model.test_results
-    save_confusion(results["test/confusion"], model.classes, output_dir / "confusion.png",
-                   title=f"test, balanced acc {results['test/balanced_acc']:.3f}")
-    summary = {"ckpt_path": str(Path(cfg.ckpt_path).resolve()), "global_epoch": info.get("global_epoch"),
-               "classes": model.classes, "test": results, "data": datamodule.summary()}
+    save_confusion(
+        results["test/confusion"],
+        model.classes,
+        output_dir / "confusion.png",
+        title=f"test, balanced acc {results['test/balanced_acc']:.3f}",
+    )
+    summary = {
+        "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
+        "global_epoch": info.get("global_epoch"),
+        "classes": model.classes,
+        "test": results,
+        "data": datamodule.summary(),
+    }
     write_json(output_dir / "summary.json", summary)
     print(f"\nEvaluation written to {output_dir}")
     return results

@@ -121,7 +121,9 @@ def _root_message(error: BaseException) -> str:
 
 def build_datamodule(data_cfg: DictConfig, output_dir: str | Path | None):
     """Instantiate `cfg.data`, generate demo data if configured, scan and split (no decoding)."""
-    datamodule = hydra.utils.instantiate(data_cfg, output_dir=str(output_dir) if output_dir else None)
+    datamodule = hydra.utils.instantiate(
+        data_cfg, output_dir=str(output_dir) if output_dir else None
+    )
     datamodule.prepare_data()
     datamodule.prepare()
     return datamodule
@@ -131,7 +133,11 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
     """Instantiate every `_target_` entry of a config group (callbacks, loggers); skip nulls."""
     if not cfg:
         return []
-    return [hydra.utils.instantiate(node, _convert_="all") for node in cfg.values() if node and "_target_" in node]
+    return [
+        hydra.utils.instantiate(node, _convert_="all")
+        for node in cfg.values()
+        if node and "_target_" in node
+    ]
 
 
 def config_essentials(cfg: DictConfig) -> dict[str, Any]:
@@ -142,8 +148,11 @@ def config_essentials(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "data": data,
         "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "trainer": {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-                    if k in ("max_epochs", "precision", "accelerator", "devices", "num_nodes", "strategy")},
+        "trainer": {
+            k: v
+            for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+            if k in ("max_epochs", "precision", "accelerator", "devices", "num_nodes", "strategy")
+        },
         "hparams": _flat_hparams(cfg),
         "finetune_from": cfg.get("finetune_from"),
         "overrides": _task_overrides(),
@@ -165,7 +174,8 @@ def _flat_hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
     return {
         "seed": int(cfg.seed),
         "synthetic_fraction": float(cfg.data.get("synthetic_fraction") or 0.0)
-        if cfg.data.get("synthetic_fraction") is not None else -1.0,
+        if cfg.data.get("synthetic_fraction") is not None
+        else -1.0,
         "model": str(net.model_name),
         "img_size": int(net.img_size),
         "patch_size": int(net.patch_size),
@@ -192,9 +202,13 @@ def apply_finetune(model, ckpt_path: str, trust_pickle: bool = False) -> None:
     head_reinitialised = parent_classes != model.classes
     if head_reinitialised:
         state = {k: v for k, v in state.items() if not k.startswith("net.head.")}
-        log.warning("finetune_from=%s: class set changed (%s -> %s), so the classification head "
-                    "is re-initialised (the rest of the network is loaded).",
-                    ckpt_path, parent_classes, model.classes)
+        log.warning(
+            "finetune_from=%s: class set changed (%s -> %s), so the classification head "
+            "is re-initialised (the rest of the network is loaded).",
+            ckpt_path,
+            parent_classes,
+            model.classes,
+        )
     own = model.state_dict()
     mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if mismatched or not set(state) <= set(own):
@@ -209,10 +223,19 @@ def apply_finetune(model, ckpt_path: str, trust_pickle: bool = False) -> None:
     model.hparams.epoch_offset = parent_epoch
     path = Path(ckpt_path).resolve()
     # the parent's folder as it is now (runs can be moved as one folder), else as recorded
-    run_dir = str(path.parents[1]) if path.parent.name == "checkpoints" else info.get("config", {}).get("run_dir")
-    parent = {"ckpt_path": str(path), "global_epoch": parent_epoch, "run_dir": run_dir,
-              "classes": parent_classes, "head_reinitialised": head_reinitialised,
-              "config": {k: v for k, v in info.get("config", {}).items() if k != "lineage"}}
+    run_dir = (
+        str(path.parents[1])
+        if path.parent.name == "checkpoints"
+        else info.get("config", {}).get("run_dir")
+    )
+    parent = {
+        "ckpt_path": str(path),
+        "global_epoch": parent_epoch,
+        "run_dir": run_dir,
+        "classes": parent_classes,
+        "head_reinitialised": head_reinitialised,
+        "config": {k: v for k, v in info.get("config", {}).items() if k != "lineage"},
+    }
     model.lineage = [*info.get("lineage", []), parent]
     log.info("fine-tuning from %s: epochs continue from global epoch %d", ckpt_path, parent_epoch)
 

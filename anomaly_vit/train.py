@@ -73,7 +73,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if resume_from:
         check_resume(resume_from, output_dir, model.run_config, trust_pickle=trust_pickle)
         if cfg.get("finetune_from"):
-            log.info("ckpt_path is set: resuming; weights and lineage come from it, not finetune_from.")
+            log.info(
+                "ckpt_path is set: resuming; weights and lineage come from it, not finetune_from."
+            )
     elif cfg.get("finetune_from"):
         apply_finetune(model, cfg.finetune_from, trust_pickle=trust_pickle)
     callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]  # exact resume
@@ -85,7 +87,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("run dir: %s", output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=not trust_pickle)
 
-    results: dict[str, Any] = {"fit": {k: v for k, v in model.epoch_metrics.items() if not isinstance(v, list)}}
+    results: dict[str, Any] = {
+        "fit": {k: v for k, v in model.epoch_metrics.items() if not isinstance(v, list)}
+    }
     monitored = [cb for cb in trainer.checkpoint_callbacks if cb.monitor]
     if monitored and monitored[0].best_model_score is not None:
         results["best_score"] = {monitored[0].monitor: float(monitored[0].best_model_score)}
@@ -112,7 +116,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("done: %s", output_dir)
         print(f"\nRun written to {output_dir}")
         if "test" in results:
-            print(f"test balanced accuracy: {results['test'].get('test/balanced_acc', float('nan')):.3f}")
+            print(
+                f"test balanced accuracy: {results['test'].get('test/balanced_acc', float('nan')):.3f}"
+            )
     return results
 
 

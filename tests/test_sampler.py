@@ -39,15 +39,23 @@ class CountingDataset(Dataset):
 
 
 def test_each_epoch_has_exact_per_source_counts_and_zero_weight_is_never_read():
-    indices = {"real": list(range(0, 30)), "synthetic": list(range(30, 130)), "unused": list(range(130, 150))}
+    indices = {
+        "real": list(range(0, 30)),
+        "synthetic": list(range(30, 130)),
+        "unused": list(range(130, 150)),
+    }
     weights = {"real": 0.3, "synthetic": 0.7, "unused": 0.0}
     sampler = MixSampler(indices, weights, samples_per_epoch=90, seed=3)
     dataset = CountingDataset(150)
     for epoch in range(4):
         sampler.set_epoch(epoch)
-        drawn = [int(i) for batch in DataLoader(dataset, batch_size=16, sampler=sampler) for i in batch]
+        drawn = [
+            int(i) for batch in DataLoader(dataset, batch_size=16, sampler=sampler) for i in batch
+        ]
         assert len(drawn) == 90
-        per_source = Counter("real" if i < 30 else "synthetic" if i < 130 else "unused" for i in drawn)
+        per_source = Counter(
+            "real" if i < 30 else "synthetic" if i < 130 else "unused" for i in drawn
+        )
         assert per_source == {"real": 27, "synthetic": 63}
         # real: 27 of 30 drawn without replacement -> no repeats inside one epoch
         assert max(Counter(i for i in drawn if i < 30).values()) == 1

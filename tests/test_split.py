@@ -24,7 +24,9 @@ def test_ratios_are_met_per_class_and_every_item_gets_one_split():
 def test_seeded_and_order_independent():
     labels = _labels({"good": 30, "crack": 30})
     a = split_items(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
-    b = split_items(dict(reversed(list(labels.items()))), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
+    b = split_items(
+        dict(reversed(list(labels.items()))), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1
+    )
     c = split_items(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=2)
     assert a == b
     assert a != c
@@ -35,8 +37,14 @@ def test_small_classes_still_reach_val_and_test():
     assert sorted(split.values()) == ["test", "train", "val"]
 
 
-@pytest.mark.parametrize("ratios", [{"train": 0.5, "val": 0.2, "test": 0.2}, {"train": 1.2, "val": -0.2},
-                                    {"train": 0.6, "valid": 0.4}])
+@pytest.mark.parametrize(
+    "ratios",
+    [
+        {"train": 0.5, "val": 0.2, "test": 0.2},
+        {"train": 1.2, "val": -0.2},
+        {"train": 0.6, "valid": 0.4},
+    ],
+)
 def test_bad_ratios_name_the_key(ratios):
     with pytest.raises(ValueError, match="data.split"):
         split_items(_labels({"good": 5}), ratios, seed=0)

@@ -12,10 +12,26 @@ import torch
 from tests.conftest import run_cli
 
 HYDRA_FILES = [".hydra/config.yaml", ".hydra/overrides.yaml"]  # written by the CLI only
-CONTRACT = ["checkpoints/last.ckpt", "checkpoints/best.ckpt",
-            "checkpoints/epoch_0001.ckpt", "checkpoints/epoch_0002.ckpt", "metrics.csv", "curves.png",
-            "split.csv", "summary.json"]
-METRIC_COLUMNS = ["epoch", "train/loss", "train/acc", "val/loss", "val/acc", "val/balanced_acc", "val/auroc", "lr"]
+CONTRACT = [
+    "checkpoints/last.ckpt",
+    "checkpoints/best.ckpt",
+    "checkpoints/epoch_0001.ckpt",
+    "checkpoints/epoch_0002.ckpt",
+    "metrics.csv",
+    "curves.png",
+    "split.csv",
+    "summary.json",
+]
+METRIC_COLUMNS = [
+    "epoch",
+    "train/loss",
+    "train/acc",
+    "val/loss",
+    "val/acc",
+    "val/balanced_acc",
+    "val/auroc",
+    "lr",
+]
 
 
 def _check_contract(run_dir, cli=False):
@@ -33,7 +49,9 @@ def _check_contract(run_dir, cli=False):
         split_rows = list(csv.DictReader(handle))
     split_of_item = {}
     for row in split_rows:
-        assert split_of_item.setdefault(row["item_id"], row["split"]) == row["split"], row["item_id"]
+        assert split_of_item.setdefault(row["item_id"], row["split"]) == row["split"], row[
+            "item_id"
+        ]
     # derived images (composites, painted) stay with their item; painted only from train items
     assert {r["split"] for r in split_rows if r["source"] == "painted"} == {"train"}
     assert {r["source"] for r in split_rows} == {"real", "composite", "painted"}
@@ -56,22 +74,41 @@ def test_smoke_run_writes_the_contract(smoke_run):
 @pytest.mark.slow
 def test_cli_train_then_eval_reproduces_test_metrics(tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli("anomaly_vit.train", "debug=smoke", f"paths.root_dir={tmp_path}", f"hydra.run.dir={run_dir}")
+    result = run_cli(
+        "anomaly_vit.train", "debug=smoke", f"paths.root_dir={tmp_path}", f"hydra.run.dir={run_dir}"
+    )
     assert f"Run written to {run_dir}" in result.stdout
     summary = _check_contract(run_dir, cli=True)
     eval_dir = tmp_path / "eval"
-    run_cli("anomaly_vit.eval", f"ckpt_path={run_dir}/checkpoints/best.ckpt", f"hydra.run.dir={eval_dir}")
+    run_cli(
+        "anomaly_vit.eval",
+        f"ckpt_path={run_dir}/checkpoints/best.ckpt",
+        f"hydra.run.dir={eval_dir}",
+    )
     evaluated = json.loads((eval_dir / "summary.json").read_text())
     assert (eval_dir / "confusion.png").is_file()
     assert evaluated["test"]["test/confusion"] == summary["test"]["test/confusion"]
-    for key in ("test/acc", "test/balanced_acc", "test/f1", "test/loss", "test/auroc", "test/defect_threshold"):
+    for key in (
+        "test/acc",
+        "test/balanced_acc",
+        "test/f1",
+        "test/loss",
+        "test/auroc",
+        "test/defect_threshold",
+    ):
         assert evaluated["test"][key] == pytest.approx(summary["test"][key], abs=1e-6), key
 
 
 @pytest.mark.slow
 def test_cli_user_error_is_one_clear_line(tmp_path):
-    result = run_cli("anomaly_vit.train", "debug=smoke", f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run",
-                     "data.synthetic_fraction=1.5", check=False)
+    result = run_cli(
+        "anomaly_vit.train",
+        "debug=smoke",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path}/run",
+        "data.synthetic_fraction=1.5",
+        check=False,
+    )
     assert result.returncode == 1
     assert "data.synthetic_fraction must be in [0, 1]" in result.stderr
     assert "Traceback" not in result.stderr

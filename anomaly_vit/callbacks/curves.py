@@ -23,11 +23,15 @@ def plot_curves(
     rows: list[dict[str, float]], path: str | Path, parent_rows: list[dict[str, float]] = ()
 ) -> Path:
     """Plot loss and accuracy against the global epoch; `parent_rows` (a lineage) drawn in grey."""
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(PANELS), figsize=(5 * len(PANELS), 3.6), constrained_layout=True
+    )
     for ax, (title, keys) in zip(axes, PANELS, strict=True):
         for key in keys:
             for data, style in ((parent_rows, {"color": "0.7"}), (rows, {})):
-                points = [(r["epoch"], r[key]) for r in data if not math.isnan(r.get(key, math.nan))]
+                points = [
+                    (r["epoch"], r[key]) for r in data if not math.isnan(r.get(key, math.nan))
+                ]
                 if points:
                     xs, ys = zip(*points, strict=True)
                     label = None if style else key
@@ -64,7 +68,12 @@ def lineage_rows(lineage: list[dict], metrics_file: str = "metrics.csv") -> list
 class CurvesPlotter(L.Callback):
     """Redraw `curves.png` in the run dir every `every_n_epochs` and at the end (rank 0 only)."""
 
-    def __init__(self, filename: str = "curves.png", every_n_epochs: int = 1, metrics_file: str = "metrics.csv") -> None:
+    def __init__(
+        self,
+        filename: str = "curves.png",
+        every_n_epochs: int = 1,
+        metrics_file: str = "metrics.csv",
+    ) -> None:
         if every_n_epochs <= 0:
             raise ValueError(f"callbacks.curves.every_n_epochs must be >= 1, got {every_n_epochs}.")
         self.filename = filename
@@ -79,7 +88,11 @@ class CurvesPlotter(L.Callback):
             plot_curves(rows, root / self.filename, parent_rows)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and not trainer.sanity_checking and pl_module.global_epoch % self.every_n_epochs == 0:
+        if (
+            trainer.is_global_zero
+            and not trainer.sanity_checking
+            and pl_module.global_epoch % self.every_n_epochs == 0
+        ):
             self._draw(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -66,7 +66,7 @@ class EpochMetricsWriter(L.Callback):
 
     TensorBoard also gets the validation confusion matrix as the image `val/confusion` (counts,
     row-normalised colour) at every `confusion_every_n_epochs`-th global epoch that validated
-    and at the last one (0: never). Drawing it costs ~0.1-0.2 s on a CPU (`confusion_seconds`).
+    and at the last one (0: never). Drawing it takes ~0.1 s of CPU (`confusion_seconds`).
     """
 
     def __init__(self, filename: str = "metrics.csv", confusion_every_n_epochs: int = 1) -> None:
@@ -122,7 +122,10 @@ class EpochMetricsWriter(L.Callback):
         matrix = pl_module.epoch_metrics.get("val/confusion")
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         every = self.confusion_every_n_epochs
-        is_last = trainer.should_stop or pl_module.current_epoch + 1 >= (trainer.max_epochs or 0)
+        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        is_last = trainer.should_stop or (
+            max_epochs is not None and pl_module.current_epoch + 1 >= max_epochs
+        )
         if not matrix or not loggers or not every or not (is_last or epoch % every == 0):
             return
         from anomaly_vit.confusion import confusion_rgb

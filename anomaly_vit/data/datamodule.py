@@ -128,7 +128,11 @@ class MixedDataModule(L.LightningDataModule):
         self.eval_sources = list(eval_sources) if eval_sources else None
         self.requested_classes = list(classes) if classes else None
         self.good_class = good_class
-        steps = list(train_transforms.values()) if isinstance(train_transforms, Mapping) else list(train_transforms)
+        steps = (
+            list(train_transforms.values())
+            if isinstance(train_transforms, Mapping)
+            else list(train_transforms)
+        )
         self.train_transform = v2.Compose([t for t in steps if t is not None]) if steps else None
         self.demo = dict(demo) if demo else None
         self.on_bad_image = on_bad_image
@@ -158,7 +162,9 @@ class MixedDataModule(L.LightningDataModule):
         """Scan all sources, split by item and fix the class list. Idempotent, no decoding."""
         if self._prepared:
             return
-        context = SourceContext(records=self.records, split_of_item={}, sources=self.sources, seed=self.seed)
+        context = SourceContext(
+            records=self.records, split_of_item={}, sources=self.sources, seed=self.seed
+        )
         primary = [n for n, s in self.sources.items() if not getattr(s, "base", None)]
         derived = [n for n in self.sources if n not in primary]
         for source_name in derived:
@@ -207,7 +213,10 @@ class MixedDataModule(L.LightningDataModule):
                 )
             return list(self.requested_classes)
         real_labels = {
-            r.label for n, recs in self.records.items() if not self.sources[n].synthetic for r in recs
+            r.label
+            for n, recs in self.records.items()
+            if not self.sources[n].synthetic
+            for r in recs
         }
         extra = labels - real_labels
         if extra:
@@ -240,7 +249,9 @@ class MixedDataModule(L.LightningDataModule):
                     f"data.synthetic_fraction={fraction} asks for {kind} images but no {kind} "
                     f"source has a weight > 0 (sources: {sorted(weights)})."
                 )
-            effective.update({n: (share * w / total if total > 0 else 0.0) for n, w in group.items()})
+            effective.update(
+                {n: (share * w / total if total > 0 else 0.0) for n, w in group.items()}
+            )
         return effective
 
     # ------------------------------------------------------------------------------- decoding
@@ -253,7 +264,10 @@ class MixedDataModule(L.LightningDataModule):
         for split in ("train", "val", "test"):
             names = [n for n in self.sources if weights[n] > 0] if split == "train" else eval_names
             self.records_of_split[split] = [
-                r for n in names for r in self.records[n] if self.split_of_item.get(r.item_id) == split
+                r
+                for n in names
+                for r in self.records[n]
+                if self.split_of_item.get(r.item_id) == split
             ]
         if not self.records_of_split["train"]:
             raise ValueError("no training images: check data.sources and data.split.")
@@ -278,7 +292,12 @@ class MixedDataModule(L.LightningDataModule):
             if mask is None:
                 masks.append(np.zeros(size, dtype=bool))
             else:
-                masks.append(np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0)
+                masks.append(
+                    np.asarray(
+                        Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)
+                    )
+                    > 0
+                )
             kept.append(record)
         self.records_of_split[split] = kept
         if not kept:
@@ -358,7 +377,9 @@ class MixedDataModule(L.LightningDataModule):
             for source_name, records in self.records.items():
                 for r in records:
                     split = self.split_of_item.get(r.item_id, "unused")
-                    writer.writerow([r.item_id, split, source_name, r.view, r.label, r.path, r.mask_path or ""])
+                    writer.writerow(
+                        [r.item_id, split, source_name, r.view, r.label, r.path, r.mask_path or ""]
+                    )
 
     # ------------------------------------------------------------------------------ loaders
     @property

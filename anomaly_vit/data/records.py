@@ -26,7 +26,9 @@ class Record:
     view: str  # "left" | "right" | "single" | "mean" | "absdiff" | "stack" | "painted" | ...
     path: str  # image file; for derived records a readable description (parents' paths)
     mask_path: str | None = None  # pixel mask file (nonzero = defect) when one exists
-    parents: tuple[Record, ...] = field(default=(), compare=False)  # records a derived one is made of
+    parents: tuple[Record, ...] = field(
+        default=(), compare=False
+    )  # records a derived one is made of
     variant: int = 0  # index of a derived variant (e.g. the n-th painted defect on one image)
 
 

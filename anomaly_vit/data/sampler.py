@@ -68,7 +68,9 @@ class MixSampler(Sampler[int]):
                 continue
             pool = self.indices_by_source[name]
             n_rounds = -(-count // len(pool))
-            order = torch.cat([torch.randperm(len(pool), generator=generator) for _ in range(n_rounds)])
+            order = torch.cat(
+                [torch.randperm(len(pool), generator=generator) for _ in range(n_rounds)]
+            )
             drawn.extend(pool[i] for i in order[:count].tolist())
         shuffle = torch.randperm(len(drawn), generator=generator).tolist()
         return iter([drawn[i] for i in shuffle])

@@ -49,7 +49,9 @@ def create_vit(
     if stem == "conv":
         kwargs["embed_layer"] = partial(ConvStemEmbed, stem_channels=stem_channels)
     elif stem != "patch":
-        raise ValueError(f"model.net.stem={stem!r}: use 'patch' (timm's patchify) or 'conv' (convolutional stem).")
+        raise ValueError(
+            f"model.net.stem={stem!r}: use 'patch' (timm's patchify) or 'conv' (convolutional stem)."
+        )
     if weights_path:
         path = Path(weights_path)
         if not path.is_file():

@@ -72,15 +72,23 @@ class ViTClassifier(L.LightningModule):
             raise ValueError(f"good_class={good_class!r} is not among the classes {self.classes}.")
         self.good_index = self.classes.index(good_class)
         self.net = create_vit(num_classes=len(self.classes), **net)
-        self.optimizer_cfg = {"lr": 1e-3, "weight_decay": 0.05, "opt": "adamw"} | dict(optimizer or {})
+        self.optimizer_cfg = {"lr": 1e-3, "weight_decay": 0.05, "opt": "adamw"} | dict(
+            optimizer or {}
+        )
         self.scheduler_cfg = {"warmup_epochs": 0, "min_lr_ratio": 0.0} | dict(scheduler or {})
         self.epoch_offset = int(epoch_offset)
-        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False
+        )
         self.register_buffer("defect_threshold", torch.tensor(0.5))
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         if weights is not None and len(weights) != len(self.classes):
-            raise ValueError(f"model.class_weights has {len(weights)} entries for {len(self.classes)} classes.")
+            raise ValueError(
+                f"model.class_weights has {len(weights)} entries for {len(self.classes)} classes."
+            )
         self.register_buffer("class_weights", weights, persistent=False)
         n = len(self.classes)
         self.train_loss, self.train_acc = MeanMetric(), MulticlassAccuracy(n, average="micro")
@@ -127,7 +135,14 @@ class ViTClassifier(L.LightningModule):
                 f"batch {batch_idx}: lower model.optimizer.lr or check the input images. "
                 "The last good checkpoint is kept in checkpoints/."
             )
-        self.log("global_epoch", float(self.global_epoch), on_step=False, on_epoch=True, logger=False, reduce_fx="max")
+        self.log(
+            "global_epoch",
+            float(self.global_epoch),
+            on_step=False,
+            on_epoch=True,
+            logger=False,
+            reduce_fx="max",
+        )
         self.train_loss.update(loss.detach(), weight=len(logits))
         self.train_acc.update(logits.detach(), batch["label"])
         return loss
@@ -158,7 +173,9 @@ class ViTClassifier(L.LightningModule):
             self.val_scores.update(scores)
             self.val_is_defect.update(is_defect)
         else:
-            self.test_defect_hits.update(((scores >= self.defect_threshold).long() == is_defect).float())
+            self.test_defect_hits.update(
+                ((scores >= self.defect_threshold).long() == is_defect).float()
+            )
         return logits
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -169,12 +186,20 @@ class ViTClassifier(L.LightningModule):
         scores, is_defect = self.val_scores.compute(), self.val_is_defect.compute()
         self.val_scores.reset()
         self.val_is_defect.reset()
-        if not self.trainer.sanity_checking and is_defect.numel() and 0 < is_defect.sum() < is_defect.numel():
+        if (
+            not self.trainer.sanity_checking
+            and is_defect.numel()
+            and 0 < is_defect.sum() < is_defect.numel()
+        ):
             fpr, tpr, thresholds = binary_roc(scores, is_defect.long())
             best = torch.argmax(tpr - fpr)
             self.defect_threshold.fill_(float(thresholds[best].clamp(0.0, 1.0)))
         metrics["val/defect_threshold"] = float(self.defect_threshold)
-        self.log_dict({k: v for k, v in metrics.items() if k != "val/confusion"}, logger=False, sync_dist=False)
+        self.log_dict(
+            {k: v for k, v in metrics.items() if k != "val/confusion"},
+            logger=False,
+            sync_dist=False,
+        )
         if not self.trainer.sanity_checking:
             self.epoch_metrics = metrics
 
@@ -212,7 +237,8 @@ class ViTClassifier(L.LightningModule):
         if self.scheduler_cfg.get("name", "cosine") == "constant":
             return {"optimizer": optimizer}
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, max(1, warmup_steps), total_steps, min_lr_ratio)
+            optimizer,
+            lambda step: warmup_cosine(step, max(1, warmup_steps), total_steps, min_lr_ratio),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
@@ -232,7 +258,9 @@ class ViTClassifier(L.LightningModule):
         info = checkpoint.get("anomaly_vit", {})
         self.run_config = self.run_config or info.get("config", {})
         self.lineage = info.get("lineage", [])
-        offset = info.get("epoch_offset", checkpoint.get("hyper_parameters", {}).get("epoch_offset"))
+        offset = info.get(
+            "epoch_offset", checkpoint.get("hyper_parameters", {}).get("epoch_offset")
+        )
         if offset is not None:
             self.epoch_offset = int(offset)
             self.hparams.epoch_offset = int(offset)
