@@ -51,6 +51,19 @@ def run_cli(
     return result
 
 
+def tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
+    """Sorted steps of scalar `tag` over every event file of a run's tensorboard/ folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = []
+    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if tag in accumulator.Tags()["scalars"]:
+            steps += [e.step for e in accumulator.Scalars(tag)]
+    return sorted(steps)
+
+
 @pytest.fixture(scope="session")
 def smoke_data_root(tmp_path_factory) -> Path:
     """A project root whose data/ holds the smoke demo set (generated once per session)."""

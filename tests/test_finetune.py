@@ -14,19 +14,7 @@ import torch
 from anomaly_vit.callbacks.curves import lineage_rows
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.run import apply_finetune
-from tests.conftest import compose_config
-
-
-def _tb_steps(run_dir: Path, tag: str) -> list[int]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    steps = []
-    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        if tag in accumulator.Tags()["scalars"]:
-            steps += [e.step for e in accumulator.Scalars(tag)]
-    return sorted(steps)
+from tests.conftest import compose_config, tensorboard_steps
 
 
 def _model_like(checkpoint: dict, **changes) -> ViTClassifier:
@@ -61,7 +49,7 @@ def test_finetune_numbers_epochs_from_the_parent_and_records_lineage(
         "epoch_0003.ckpt",
         "last.ckpt",
     ]
-    assert _tb_steps(run_dir, "train/loss") == [3, 4]
+    assert tensorboard_steps(run_dir, "train/loss") == [3, 4]
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_epoch"] == 4

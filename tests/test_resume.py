@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from anomaly_vit.resume import config_changes, hydra_subdir, resume_run_dir
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tensorboard_steps
 
 COMMON = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=4", "seed=7",
           "callbacks.rollouts=null", "model.net.drop_path_rate=0.1"]  # fmt: skip
@@ -35,18 +35,6 @@ class KillAfterEpoch(L.Callback):
 def _rows(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "metrics.csv").open() as handle:
         return list(csv.DictReader(handle))
-
-
-def _tb_steps(run_dir: Path, tag: str) -> list[int]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    steps = []
-    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        if tag in accumulator.Tags()["scalars"]:
-            steps += [e.step for e in accumulator.Scalars(tag)]
-    return sorted(steps)
 
 
 @pytest.mark.slow
@@ -86,7 +74,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     weights_part = torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(weights_full[k], weights_part[k]) for k in weights_full)
     # one TensorBoard run: every epoch once, no gap, no duplicate
-    assert _tb_steps(part, "train/loss") == [1, 2, 3, 4]
+    assert tensorboard_steps(part, "train/loss") == [1, 2, 3, 4]
     assert sorted(p.name for p in (part / "checkpoints").glob("epoch_*.ckpt")) == [
         f"epoch_000{i}.ckpt" for i in (1, 2, 3, 4)
     ]
