@@ -95,6 +95,7 @@ class MixedDataModule(L.LightningDataModule):
         classes: Sequence[str] | None = None,
         good_class: str = "good",
         train_transforms: Mapping[str, v2.Transform] | Sequence[v2.Transform] = (),
+        batch_augment: torch.nn.Module | None = None,
         demo: Mapping[str, object] | None = None,
         on_bad_image: str = "skip",
         seed: int = 0,
@@ -134,6 +135,7 @@ class MixedDataModule(L.LightningDataModule):
             else list(train_transforms)
         )
         self.train_transform = v2.Compose([t for t in steps if t is not None]) if steps else None
+        self.batch_augment = batch_augment
         self.demo = dict(demo) if demo else None
         self.on_bad_image = on_bad_image
         self.seed = seed
@@ -394,6 +396,13 @@ class MixedDataModule(L.LightningDataModule):
         for i, record in enumerate(self.records_of_split["train"]):
             indices[record.source].append(i)
         return MixSampler(indices, self.mix_weights, self.samples_per_epoch, seed=self.seed)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Batched augmentation of training batches (per-image parameters, on the device)."""
+        trainer = getattr(self, "trainer", None)
+        if self.batch_augment is not None and trainer is not None and trainer.training:
+            batch["image"] = self.batch_augment(batch["image"])
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
