@@ -9,7 +9,7 @@ MULTIRUN ?=
 LINT_PATHS := anomaly_vit tests scripts notebooks
 
 .DEFAULT_GOAL := help
-.PHONY: help install train demo-data test test-fast lint format bench tensorboard explore strip-notebook clean
+.PHONY: help install train demo-data test test-fast lint format bench bench-quick tensorboard explore strip-notebook clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ lint: $(STAMP) ## ruff lint and format check (code, tests, scripts, notebook); n
 format: $(STAMP) ## ruff fix and format
 	$(PY) -m ruff check --fix $(LINT_PATHS)
 	$(PY) -m ruff format $(LINT_PATHS)
+
+bench: $(STAMP) ## benchmarks of the default recipe: throughput vs a plain loop, data/rollout shares, FLOP/s, convergence vs the seed recipe, memory (long; ARGS="--set ..." or overrides)
+	$(PY) -m anomaly_vit.bench $(ARGS)
+
+bench-quick: $(STAMP) ## the same benchmarks in under 3 minutes (small data, few epochs, no convergence)
+	$(PY) -m anomaly_vit.bench --quick $(ARGS)
 
 tensorboard: $(STAMP) ## serve TensorBoard on outputs/
 	$(VENV)/bin/tensorboard --logdir outputs

@@ -1,0 +1,333 @@
+"""The benchmarks' own arithmetic and parts (fast), and one quick bench run end to end (slow).
+
+Speed itself is measured by `python -m anomaly_vit.bench`, never asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import hydra
+import pytest
+import torch
+import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
+
+from anomaly_vit.bench.convergence import (
+    CLOCK_FILE,
+    TargetProbe,
+    convergence_ratio,
+    epochs_to_target,
+    probe_override,
+    read_clock,
+)
+from anomaly_vit.bench.flops import count_flops, matmul_flops_per_second, training_step_flops
+from anomaly_vit.bench.report import Row, median, plain_table, safe_ratio, table_cells, write_report
+from anomaly_vit.bench.settings import load_settings
+from anomaly_vit.bench.throughput import (
+    FETCH_ACTION,
+    VALIDATION_PREFIX,
+    EpochTiming,
+    action_table,
+    data_seconds,
+    plain_batches,
+    summarize,
+)
+from anomaly_vit.callbacks.metrics_writer import read_metrics_csv, write_metrics_csv
+from tests.conftest import ROOT, compose_config, run_cli
+
+ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "flops_share", "convergence_ratio",
+            "peak_rss", "startup"]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- convergence
+def test_epochs_to_target_reads_the_first_epoch_at_or_above_the_target(tmp_path):
+    path = tmp_path / "metrics.csv"
+    values = [0.25, math.nan, 0.5, 0.9, 0.88, 0.95]
+    write_metrics_csv(
+        path,
+        [{"epoch": e + 1, "val/balanced_acc": v, "train/loss": 1.0} for e, v in enumerate(values)],
+    )
+    rows = read_metrics_csv(path)
+    assert epochs_to_target(rows, "val/balanced_acc", 0.9) == 4  # >=, not >
+    assert epochs_to_target(rows, "val/balanced_acc", 0.92) == 6
+    assert epochs_to_target(rows, "val/balanced_acc", 0.99) is None
+    assert epochs_to_target(rows, "val/missing", 0.1) is None
+    assert (
+        epochs_to_target(list(reversed(rows)), "val/balanced_acc", 0.5) == 3
+    )  # by epoch, not file order
+
+
+def test_convergence_ratio_is_honest_about_runs_that_did_not_reach_the_target():
+    assert convergence_ratio(5, 40, 60, 800) == (12.0, "measured")
+    assert convergence_ratio(5, 40, None, 120) == (24.0, "lower_bound")  # seed capped at 120
+    assert convergence_ratio(None, 40, 30, 120) == (0.75, "upper_bound")
+    assert convergence_ratio(None, 40, None, 120) == (None, "not_reached")
+
+
+def test_target_probe_writes_the_clock_and_stops_at_the_target(tmp_path):
+    probe = TargetProbe(metric="val/balanced_acc", target=0.9)
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        is_global_zero=True,
+        default_root_dir=str(tmp_path),
+        should_stop=False,
+        current_epoch=0,
+        callback_metrics={},
+    )
+    for epoch, value in ((1, 0.5), (2, 0.9)):
+        trainer.callback_metrics = {"val/balanced_acc": torch.tensor(value)}
+        probe.on_train_epoch_end(trainer, SimpleNamespace(global_epoch=epoch))
+        assert trainer.should_stop == (value >= 0.9)
+    clock = read_clock(tmp_path / CLOCK_FILE)
+    assert sorted(clock) == [1, 2] and clock[1] <= clock[2]
+
+
+def test_probe_override_adds_the_probe_to_the_training_config(tmp_path):
+    cfg = compose_config(
+        "train", ["debug=smoke", probe_override("val/balanced_acc", 0.85)], tmp_path / "run"
+    )
+    probe = hydra.utils.instantiate(cfg.callbacks.bench_target_probe)
+    assert isinstance(probe, TargetProbe)
+    assert (probe.metric, probe.target, probe.stop) == ("val/balanced_acc", 0.85, True)
+
+
+# ---------------------------------------------------------------------------- the recipe
+def test_seed_recipe_composes_to_what_the_seed_did(tmp_path):
+    default = compose_config("train", [], tmp_path / "default")
+    cfg = compose_config("train", ["experiment=seed_recipe"], tmp_path / "seed")
+    net = cfg.model.net
+    assert (net.stem, net.global_pool, net.class_token) == ("patch", "token", True)
+    assert net.pretrained is False and net.weights_path is None
+    assert net.drop_path_rate == 0.0
+    for key in ("model_name", "img_size", "patch_size", "embed_dim", "depth", "num_heads"):
+        assert net[key] == default.model.net[key], key  # the same network size as the default
+    assert cfg.model.optimizer.opt == "adam" and cfg.model.optimizer.weight_decay == 0.0
+    assert cfg.model.scheduler.name == "constant" and cfg.model.scheduler.warmup_epochs == 0
+    assert cfg.model.label_smoothing == 0.0 and cfg.model.class_weights is None
+    assert dict(cfg.data.train_transforms) == {} and cfg.data.get("batch_augment") is None
+    assert cfg.data.sources.painted.weight == 0.0 and cfg.data.sources.composite.weight > 0
+    assert cfg.data.sources.real.weight > 0 and cfg.data.synthetic_fraction is None
+    assert cfg.trainer.max_epochs == 800
+
+
+def test_seed_recipe_builds_a_plain_timm_vit_with_adam(tmp_path):
+    cfg = compose_config("train", ["experiment=seed_recipe"], tmp_path / "seed")
+    model = hydra.utils.instantiate(cfg.model, classes=["good", "crack"], _convert_="all")
+    assert type(model.net.patch_embed).__name__ == "PatchEmbed"  # timm's patchify stem
+    assert model.net.global_pool == "token" and model.net.cls_token is not None
+    optimizer = create_optimizer_v2(model.net, **model.optimizer_cfg)
+    assert type(optimizer) is torch.optim.Adam
+    assert all(group["weight_decay"] == 0.0 for group in optimizer.param_groups)
+
+
+# ------------------------------------------------------------------------------- FLOPs
+def test_flop_counter_gives_the_analytic_count_of_a_linear_layer():
+    batch, n_in, n_out = 16, 8, 4
+    layer = torch.nn.Linear(n_in, n_out)
+    x, labels = torch.randn(batch, n_in), torch.randint(0, n_out, (batch,))
+    assert count_flops(lambda: layer(x)) == 2 * batch * n_in * n_out
+    # forward + the weight's gradient (the input needs none): twice the forward
+    assert training_step_flops(layer, x, labels) == 4 * batch * n_in * n_out
+    assert layer.weight.grad is None  # cleared after counting
+
+
+def test_flop_counter_counts_attention_on_the_cpu():
+    b, h, t, d = 2, 3, 5, 4
+    q, k, v = (torch.randn(b, h, t, d) for _ in range(3))
+    # q @ k^T and attn @ v: 2 matmuls of 2*b*h*t*t*d each
+    assert count_flops(lambda: F.scaled_dot_product_attention(q, k, v)) == 4 * b * h * t * t * d
+
+
+def test_matmul_peak_gives_one_rate_per_repeat():
+    rates = matmul_flops_per_second(64, repeats=3, warmup=1)
+    assert len(rates) <= 3 and all(r > 0 and math.isfinite(r) for r in rates)
+
+
+# -------------------------------------------------------------------------- throughput
+def _epoch(role, train_s, val_s, images, plain_s, fetch_s=0.0, gap_s=0.0, epoch=0):
+    timing = EpochTiming(
+        epoch,
+        epoch + 1,
+        role,
+        start=0.0,
+        end=train_s + val_s,
+        validation_seconds=val_s,
+        images=images,
+        steps=4,
+        gap_seconds=gap_s,
+        plain_seconds=plain_s,
+        plain_images=images,
+    )
+    timing.actions[FETCH_ACTION] = fetch_s
+    timing.actions["[Callback]CurvesPlotter.on_train_epoch_end"] = 0.1
+    timing.actions[VALIDATION_PREFIX + "[Callback]RolloutDumper.on_validation_epoch_end"] = 5.0
+    return timing
+
+
+def test_summarize_pairs_each_pipeline_epoch_with_its_plain_epoch():
+    measured = [
+        _epoch("measure", 2.0, 1.0, 100, 1.0, fetch_s=0.2, gap_s=0.3),  # 50 vs 100 img/s
+        _epoch("measure", 4.0, 1.0, 100, 1.6, fetch_s=0.2, gap_s=0.4),  # 25 vs 62.5 img/s
+        _epoch("measure", 2.5, 9.0, 100, 2.0, fetch_s=0.5, gap_s=0.5),
+    ]  # 40 vs 50 img/s
+    s = summarize(measured, flops_per_image=1e9)
+    assert s["pipeline_img_per_s"] == pytest.approx(40.0)  # validation is not in the epoch
+    assert s["plain_img_per_s"] == pytest.approx(62.5)
+    assert s["ratio_paired_median"] == pytest.approx(0.5)  # median of 0.5, 0.4, 0.8
+    assert s["ratio_of_medians"] == pytest.approx(40.0 / 62.5)
+    assert s["fetch_share"] == pytest.approx(0.1)  # median of 0.1, 0.05, 0.2
+    assert s["gap_share"] == pytest.approx(0.15)
+    assert s["epoch_end_seconds"] == pytest.approx(0.1)
+    assert s["pipeline_flops_per_s"] == pytest.approx(40e9)
+    assert s["noisy"]  # one pipeline epoch took twice as long as another
+    steady = [_epoch("measure", 2.0, 1.0, 100, 1.0), _epoch("measure", 2.2, 1.0, 100, 1.1)]
+    assert not summarize(steady, flops_per_image=1.0)["noisy"]
+
+
+def test_action_table_keeps_validation_apart():
+    measured = [_epoch("measure", 2.0, 1.0, 100, 1.0, fetch_s=0.5)]
+    names = [name for name, _, _ in action_table(measured)]
+    assert names == [FETCH_ACTION, "[Callback]CurvesPlotter.on_train_epoch_end"]
+    ((name, seconds, share),) = action_table(measured, validation=True)
+    assert (
+        name == "[Callback]RolloutDumper.on_validation_epoch_end"
+        and seconds == 5.0
+        and share == 2.5
+    )
+
+
+def test_plain_batches_follow_the_pipeline_sampler_and_batch_size():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2)
+    order = [3, 1, 4, 0, 9, 2, 6]
+    datamodule = SimpleNamespace(
+        datasets={"train": SimpleNamespace(images_nchw=images, labels=torch.arange(10) % 2)},
+        train_sampler=lambda: iter(order),
+        batch_size=3,
+    )
+    batches = plain_batches(datamodule)
+    assert [len(labels) for _, labels in batches] == [3, 3, 1]
+    assert torch.cat([x[:, 0, 0, 0] for x, _ in batches]).tolist() == order
+    assert all(x.dtype == torch.uint8 for x, _ in batches)
+
+
+# ------------------------------------------------------------------------------- report
+def test_median_and_ratio_skip_missing_values():
+    assert median([3.0, 1.0, math.nan, 2.0]) == 2.0
+    assert math.isnan(median([]))
+    assert safe_ratio(1.0, 4.0) == 0.25
+    assert math.isnan(safe_ratio(1.0, 0.0)) and math.isnan(safe_ratio(math.nan, 1.0))
+
+
+def test_row_verdicts_follow_target_and_bound():
+    assert Row("1", "a", "a", 0.97, target=(">=", 0.95)).passed is True
+    assert Row("1", "a", "a", 0.90, target=(">=", 0.95)).passed is False
+    assert Row("2", "b", "b", 0.06, "share", target=("<=", 0.05)).passed is False
+    assert Row("5", "c", "c", 12.0, "x", target=(">=", 10), status="lower_bound").passed is True
+    assert Row("5", "c", "c", 4.0, "x", target=(">=", 10), status="lower_bound").passed is None
+    assert Row("5", "c", "c", 4.0, "x", target=(">=", 10), status="upper_bound").passed is False
+    assert Row("5", "c", "c", None, "x", target=(">=", 10), status="skipped").passed is None
+    assert Row("4", "d", "d", 0.5, "share").passed is None  # no target: reported only
+    with pytest.raises(ValueError):
+        Row("9", "e", "e", 1.0, status="guessed")
+
+
+def test_report_renders_every_row_as_table_markdown_and_json(tmp_path):
+    rows = [
+        Row("1", "throughput_ratio", "throughput", 0.97, target=(">=", 0.95), note="a|b"),
+        Row("2", "data_share", "data", 0.042, "share", target=("<=", 0.05)),
+        Row(
+            "5",
+            "convergence_ratio",
+            "convergence",
+            24.0,
+            "x",
+            target=(">=", 10),
+            status="lower_bound",
+        ),
+        Row("6a", "peak_rss", "memory", 1.5 * 2**30, "bytes"),
+        Row("6b", "startup", "start-up", math.nan, "s", details={"seconds": [math.nan, 2.0]}),
+    ]
+    cells = table_cells(rows)
+    assert [c[2] for c in cells] == ["0.97", "4.2 %", "≥ 24.00x", "1.50 GiB", "not reached"]
+    assert [c[4] for c in cells] == ["yes", "yes", "yes", "—", "—"]
+    assert "throughput" in plain_table(["#", "benchmark", "value", "target", "ok", "how"], cells)
+    md_path, json_path = write_report(
+        tmp_path,
+        rows,
+        {"mode": "quick", "wall_seconds": 1.0, "settings": {}},
+        sections=[("Profile", "```\ntop\n```")],
+    )
+    markdown = md_path.read_text()
+    assert (
+        "| 1 | throughput | 0.97 | ≥ 0.95 | yes | a\\|b |" in markdown and "## Profile" in markdown
+    )
+    payload = json.loads(json_path.read_text())  # NaN written as null: strict JSON
+    assert [r["key"] for r in payload["rows"]] == [r.key for r in rows]
+    assert payload["rows"][2]["status"] == "lower_bound" and payload["rows"][2]["passed"] is True
+    assert payload["rows"][4]["value"] is None and payload["rows"][4]["details"]["seconds"] == [
+        None,
+        2.0,
+    ]
+
+
+def test_settings_merge_quick_over_full_and_check_keys():
+    full, quick = load_settings(), load_settings(quick=True, dotlist=["convergence.target=0.8"])
+    assert full["convergence"]["enabled"] and not quick["convergence"]["enabled"]
+    assert quick["throughput"]["measured_epochs"] < full["throughput"]["measured_epochs"]
+    assert quick["convergence"]["target"] == 0.8
+    assert any("${paths.data_dir}" in o for o in quick["train_overrides"])  # left for Hydra
+    with pytest.raises(ValueError, match="not a bench setting"):
+        load_settings(dotlist=["throughput.epochs=3"])
+
+
+# -------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_quick_bench_writes_every_row_with_finite_numbers(tmp_path):
+    out = tmp_path / "bench"
+    run_cli(
+        "anomaly_vit.bench",
+        "--quick",
+        "--out",
+        str(out),
+        "--measured-epochs",
+        "1",
+        "--set",
+        "startup.repeats=1",
+        "--set",
+        "peak.repeats=1",
+        "--set",
+        "peak.matmul_size=512",
+        "debug=smoke",
+        "data.demo.n_items=48",
+        f"paths.root_dir={tmp_path}",
+        cwd=ROOT,
+    )
+    payload = json.loads((out / "bench.json").read_text())
+    rows = {row["key"]: row for row in payload["rows"]}
+    assert list(rows) == ROW_KEYS
+    for key, row in rows.items():
+        if key == "convergence_ratio":
+            assert row["status"] == "skipped"  # quick mode
+            continue
+        assert row["status"] == "measured", row
+        assert (
+            isinstance(row["value"], float) and math.isfinite(row["value"]) and row["value"] > 0
+        ), row
+    assert 0 < rows["data_share"]["value"] < 1 and 0 < rows["flops_share"]["value"] < 1
+    assert payload["details"]["throughput_ratio"]["epochs"][0]["role"] == "warmup"
+    markdown = (out / "bench.md").read_text()
+    assert "| # | benchmark | value | target | ok |" in markdown
+    assert "## Profile of one training epoch" in markdown and "cumulative" in markdown
+    assert not list((out / "runs").glob("*/checkpoints"))  # cleaned up
+
+
+def test_data_seconds_count_fetching_and_batch_transfer_once():
+    actions = {FETCH_ACTION: 0.1, "[Strategy]SingleDeviceStrategy.batch_to_device": 0.3,
+               "[LightningDataModule]MixedDataModule.on_after_batch_transfer": 0.29,
+               "[Strategy]SingleDeviceStrategy.training_step": 5.0}  # fmt: skip
+    assert data_seconds(actions) == pytest.approx(0.4)  # the hook runs inside batch_to_device
+    del actions["[Strategy]SingleDeviceStrategy.batch_to_device"]
+    assert data_seconds(actions) == pytest.approx(0.39)
