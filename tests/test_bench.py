@@ -169,22 +169,25 @@ def _epoch(role, train_s, val_s, images, plain_s, fetch_s=0.0, gap_s=0.0, epoch=
 
 def test_summarize_pairs_each_pipeline_epoch_with_its_plain_epoch():
     measured = [
-        _epoch("measure", 2.0, 1.0, 100, 1.0, fetch_s=0.2, gap_s=0.3),  # 50 vs 100 img/s
-        _epoch("measure", 4.0, 1.0, 100, 1.6, fetch_s=0.2, gap_s=0.4),  # 25 vs 62.5 img/s
-        _epoch("measure", 2.5, 9.0, 100, 2.0, fetch_s=0.5, gap_s=0.5),
-    ]  # 40 vs 50 img/s
+        _epoch("measure", 2.0, 1.0, 100, 1.0, fetch_s=0.2, gap_s=0.3, epoch=1),  # 50 vs 100 img/s
+        _epoch("measure", 2.2, 9.0, 100, 1.2, fetch_s=0.22, gap_s=0.4, epoch=2),  # 45.5 vs 83.3
+        _epoch("measure", 2.4, 1.0, 100, 1.0, fetch_s=0.6, gap_s=0.6, epoch=3),  # 41.7 vs 100
+        _epoch("measure", 8.0, 1.0, 100, 1.0, fetch_s=0.8, gap_s=0.8, epoch=4),  # busy machine
+    ]
     s = summarize(measured, flops_per_image=1e9)
-    assert s["pipeline_img_per_s"] == pytest.approx(40.0)  # validation is not in the epoch
-    assert s["plain_img_per_s"] == pytest.approx(62.5)
-    assert s["ratio_paired_median"] == pytest.approx(0.5)  # median of 0.5, 0.4, 0.8
-    assert s["ratio_of_medians"] == pytest.approx(40.0 / 62.5)
-    assert s["fetch_share"] == pytest.approx(0.1)  # median of 0.1, 0.05, 0.2
-    assert s["gap_share"] == pytest.approx(0.15)
+    assert (s["pairs_used"], s["pairs_measured"], s["undisturbed"]) == (3, 4, [2, 3, 4])
+    assert not s["noisy"]
+    assert s["pipeline_img_per_s"] == pytest.approx(100 / 2.2)  # validation is not in the epoch
+    assert s["plain_img_per_s"] == pytest.approx(100.0)
+    assert s["ratio_paired_median"] == pytest.approx(0.5)  # median of 0.5, 0.545, 0.417
+    assert s["ratio_paired_median_all"] == pytest.approx((0.5 + 100 / 2.4 / 100) / 2)
+    assert s["ratio_of_best"] == pytest.approx(0.5)
+    assert s["fetch_share"] == pytest.approx(0.1)  # median of 0.1, 0.1, 0.25
+    assert s["gap_share"] == pytest.approx(0.4 / 2.2)
     assert s["epoch_end_seconds"] == pytest.approx(0.1)
-    assert s["pipeline_flops_per_s"] == pytest.approx(40e9)
-    assert s["noisy"]  # one pipeline epoch took twice as long as another
-    steady = [_epoch("measure", 2.0, 1.0, 100, 1.0), _epoch("measure", 2.2, 1.0, 100, 1.1)]
-    assert not summarize(steady, flops_per_image=1.0)["noisy"]
+    assert s["pipeline_flops_per_s"] == pytest.approx(1e9 * 100 / 2.2)
+    busy = summarize([measured[0], measured[3]], flops_per_image=1.0)
+    assert busy["noisy"] and busy["pairs_used"] == 1
 
 
 def test_action_table_keeps_validation_apart():

@@ -288,15 +288,17 @@ class Bench:
         return Row(
             "1", "throughput_ratio", title, s["ratio_paired_median"], "",
             target=(">=", float(self.settings["targets"]["throughput_ratio"])),
-            shown=(f"{'noisy: ' if s['noisy'] else ''}{s['ratio_paired_median']:.3f} ({s['pipeline_img_per_s']:.1f} vs "
-                   f"{s['plain_img_per_s']:.1f} img/s)"),
-            note=(f"median of {n} paired epochs (a plain-loop epoch, then a train(cfg) epoch, one process; "
-                  f"first epoch skipped); pipeline epoch {s['pipeline_epoch_seconds']:.2f} s incl. epoch-end "
-                  f"work {s['epoch_end_seconds']:.2f} s, excl. validation {s['validation_seconds']:.2f} s; "
-                  f"plain epoch {s['plain_epoch_seconds']:.2f} s; ratio of medians {s['ratio_of_medians']:.3f}, of the fastest "
-                  f"epochs {s['ratio_of_best']:.3f}; pairs: {', '.join(f'{r:.2f}' for r in s['paired_ratios'])}"
-                  f"{' (noisy: epoch times of one kind differ by more than ' + str(NOISY_SPREAD) + 'x: rerun on a quieter machine)' if s['noisy'] else ''}; "
-                  f"batch {session.data.get('batch_size')}, {session.data.get('steps_per_epoch')} steps/epoch"),
+            shown=(f"{'noisy: ' if s['noisy'] else ''}{s['ratio_paired_median']:.3f} "
+                   f"({s['pipeline_img_per_s']:.1f} vs {s['plain_img_per_s']:.1f} img/s)"),
+            note=(f"median over {s['pairs_used']} of {n} paired epochs (a plain-loop epoch, then a train(cfg) "
+                  f"epoch, one process; first epoch skipped), the pairs where neither epoch ran over "
+                  f"{NOISY_SPREAD}x the fastest of its kind (busy machine); all pairs: "
+                  f"{', '.join(f'{r:.2f}' for r in s['paired_ratios'])}"
+                  f"{' (too few undisturbed pairs: rerun on a quieter machine)' if s['noisy'] else ''}; "
+                  f"pipeline epoch {s['pipeline_epoch_seconds']:.2f} s incl. epoch-end work "
+                  f"{s['epoch_end_seconds']:.2f} s, excl. validation {s['validation_seconds']:.2f} s; plain epoch "
+                  f"{s['plain_epoch_seconds']:.2f} s; batch {session.data.get('batch_size')}, "
+                  f"{session.data.get('steps_per_epoch')} steps/epoch"),
             details={k: v for k, v in s.items()} | {"data": session.data,
                                                    "epochs": [e.as_dict() for e in session.epochs]},
         )  # fmt: skip
@@ -315,7 +317,7 @@ class Bench:
             "share",
             target=("<=", float(self.settings["targets"]["data_share"])),
             note=(
-                f"Lightning's train_dataloader_next + batch_to_device (its on_after_batch_transfer holds the batched augmentation) / pipeline epoch, median of {len(session.measured)} "
+                f"Lightning's train_dataloader_next + batch_to_device (its on_after_batch_transfer holds the batched augmentation) / pipeline epoch, median of {self._tp()['pairs_used']} "
                 f"epochs, data.num_workers={session.data.get('num_workers')}; the whole gap between "
                 f"steps (data + loop + callbacks' batch hooks): {100 * s['gap_share']:.1f} %"
             ),

@@ -47,7 +47,7 @@ _SESSIONS: dict[str, ThroughputSession] = {}  # the running measurement, found b
 FETCH_ACTION = "[_TrainingEpochLoop].train_dataloader_next"
 OWN_NAME = "BenchTimer"  # the bench's own hooks are left out of the action times
 VALIDATION_PREFIX = "(validation) "
-# epochs of one kind whose times differ by more than this factor: the machine was busy
+# an epoch slower than this factor x the fastest of its kind was disturbed by other work
 NOISY_SPREAD = 1.25
 
 
@@ -282,39 +282,63 @@ class ThroughputSession:
         return summarize(self.measured, self.flops_per_image)
 
 
+def undisturbed(measured: list[EpochTiming]) -> list[EpochTiming]:
+    """The pairs whose pipeline epoch AND plain epoch both ran within `NOISY_SPREAD` of the
+    fastest epoch of their kind. Another process on a shared machine only ever adds time, and
+    it hits one epoch of a pair, not both: such a pair says how busy the machine was, not how
+    fast the pipeline is."""
+    fastest_pipe = min((e.train_seconds for e in measured if e.train_seconds > 0), default=math.nan)
+    fastest_plain = min(
+        (e.plain_seconds for e in measured if e.plain_seconds > 0), default=math.nan
+    )
+    return [e for e in measured
+            if 0 < e.train_seconds <= NOISY_SPREAD * fastest_pipe
+            and 0 < e.plain_seconds <= NOISY_SPREAD * fastest_plain]  # fmt: skip
+
+
 def summarize(measured: list[EpochTiming], flops_per_image: float) -> dict[str, Any]:
-    """Throughputs, ratios and shares of the measured epochs, as medians over epochs."""
-    pipe = [e.images / e.train_seconds for e in measured if e.train_seconds > 0]
-    plain = [e.plain_images / e.plain_seconds for e in measured if e.plain_seconds > 0]
-    paired = [
-        safe_ratio(e.images / e.train_seconds, e.plain_images / e.plain_seconds)
-        for e in measured
-        if e.train_seconds > 0 and e.plain_seconds > 0
-    ]
-    fetch = [safe_ratio(data_seconds(e.actions), e.train_seconds) for e in measured]
-    gaps = [safe_ratio(e.gap_seconds, e.train_seconds) for e in measured]
+    """Throughputs, ratios and shares as medians over the undisturbed pairs of epochs (over all
+    measured epochs when none is); the all-epochs ratios are kept beside them."""
+    clean = undisturbed(measured)
+    used = clean or measured
+
+    def rates(epochs: list[EpochTiming]) -> tuple[list[float], list[float], list[float]]:
+        pipe = [e.images / e.train_seconds for e in epochs if e.train_seconds > 0]
+        plain = [e.plain_images / e.plain_seconds for e in epochs if e.plain_seconds > 0]
+        paired = [
+            safe_ratio(e.images / e.train_seconds, e.plain_images / e.plain_seconds)
+            for e in epochs
+            if e.train_seconds > 0 and e.plain_seconds > 0
+        ]
+        return pipe, plain, paired
+
+    pipe, plain, paired = rates(used)
+    all_pipe, all_plain, all_paired = rates(measured)
     epoch_end = [
-        sum(v for k, v in e.actions.items() if k.endswith(".on_train_epoch_end")) for e in measured
+        sum(v for k, v in e.actions.items() if k.endswith(".on_train_epoch_end")) for e in used
     ]
     return {
         "pipeline_img_per_s": median(pipe),
         "plain_img_per_s": median(plain),
-        "ratio_of_medians": safe_ratio(median(pipe), median(plain)),
         "ratio_paired_median": median(paired),
+        "ratio_of_medians": safe_ratio(median(pipe), median(plain)),
+        "pairs_used": len(used),
+        "pairs_measured": len(measured),
+        "noisy": len(clean) < min(2, len(measured)),
+        "paired_ratios": all_paired,
+        "undisturbed": [e.global_epoch for e in clean],
+        "ratio_paired_median_all": median(all_paired),
         # noise on a shared machine only ever adds time: the fastest epochs are the least disturbed
-        "ratio_of_best": safe_ratio(max(pipe, default=math.nan), max(plain, default=math.nan)),
-        "paired_ratios": paired,
-        "noisy": _spread(e.train_seconds for e in measured) > NOISY_SPREAD
-        or _spread(e.plain_seconds for e in measured) > NOISY_SPREAD,
-        "pipeline_epoch_seconds": median(e.train_seconds for e in measured),
-        "plain_epoch_seconds": median(e.plain_seconds for e in measured),
-        "validation_seconds": median(e.validation_seconds for e in measured),
-        "fetch_share": median(fetch),
-        "gap_share": median(gaps),
+        "ratio_of_best": safe_ratio(max(all_pipe, default=math.nan), max(all_plain, default=math.nan)),
+        "pipeline_epoch_seconds": median(e.train_seconds for e in used),
+        "plain_epoch_seconds": median(e.plain_seconds for e in used),
+        "validation_seconds": median(e.validation_seconds for e in used),
+        "fetch_share": median(safe_ratio(data_seconds(e.actions), e.train_seconds) for e in used),
+        "gap_share": median(safe_ratio(e.gap_seconds, e.train_seconds) for e in used),
         "epoch_end_seconds": median(epoch_end),
         "pipeline_flops_per_s": median(p * flops_per_image for p in pipe),
         "plain_flops_per_s": median(p * flops_per_image for p in plain),
-    }
+    }  # fmt: skip
 
 
 def data_seconds(actions: dict[str, float]) -> float:
@@ -334,12 +358,6 @@ def data_seconds(actions: dict[str, float]) -> float:
             if k.endswith(("batch_transfer", ".transfer_batch_to_device"))
         ]
     return actions.get(FETCH_ACTION, 0.0) + sum(transfer)
-
-
-def _spread(values) -> float:
-    """Slowest / fastest of the finite positive values (1 when fewer than two)."""
-    finite = [v for v in values if math.isfinite(v) and v > 0]
-    return max(finite) / min(finite) if len(finite) > 1 else 1.0
 
 
 def action_table(
