@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import AsyncCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -80,8 +81,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         apply_finetune(model, cfg.finetune_from, trust_pickle=trust_pickle)
     callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]  # exact resume
     loggers = instantiate_list(cfg.get("logger"))
+    checkpoint_io = AtomicCheckpointIO()
+    if cfg.get("checkpoint_in_background", True):
+        checkpoint_io = AsyncCheckpointIO(checkpoint_io)  # copies the tensors, then writes aside
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
     )
     log_config_text(trainer.loggers, cfg, model.run_config.get("overrides", []), model.epoch_offset)
     log.info("run dir: %s", output_dir)

@@ -152,3 +152,25 @@ def test_confusion_image_cadence(tmp_path, every, expected):
 def test_confusion_cadence_must_not_be_negative():
     with pytest.raises(ValueError, match="confusion_every_n_epochs"):
         EpochMetricsWriter(confusion_every_n_epochs=-1)
+
+
+def test_confusion_rgb_colours_cells_by_row_share_and_writes_counts():
+    import matplotlib
+
+    classes = ["good", "scratch", "stain"]
+    matrix = np.array([[10, 0, 0], [0, 7, 0], [3, 0, 9]])  # row 3: shares 0.25 / 0 / 0.75
+    rgb = confusion_rgb(matrix, classes, "validation, global epoch 4", cell=40)
+    blues = (matplotlib.colormaps["Blues"]([0.0, 0.25, 0.75, 1.0])[:, :3] * 255).astype(np.uint8)
+
+    def pixels(colour):
+        return int((rgb == colour).all(axis=-1).sum())
+
+    cell = 40 * 40
+    text_room = 0.25 * cell  # the count drawn in a cell covers less than a quarter of it
+    assert pixels(blues[3]) >= 2 * cell - 2 * text_room  # two full rows on the diagonal
+    assert pixels(blues[0]) >= 5 * cell - 5 * text_room  # five empty cells
+    for colour in (blues[1], blues[2]):
+        assert cell - text_room <= pixels(colour) <= cell
+    assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
+    bigger = confusion_rgb(np.eye(5, dtype=int), [*classes, "crack", "dent"], cell=40)
+    assert bigger.shape[0] > rgb.shape[0] and bigger.shape[1] > rgb.shape[1]
