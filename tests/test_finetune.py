@@ -29,7 +29,7 @@ def parent_ckpt(smoke_run) -> Path:
 
 @pytest.mark.slow
 def test_finetune_numbers_epochs_from_the_parent_and_records_lineage(
-    smoke_run, smoke_data_root, parent_ckpt, tmp_path
+    smoke_run, smoke_data_root, parent_ckpt, tmp_path, capfd
 ):
     from anomaly_vit.train import train
 
@@ -37,9 +37,12 @@ def test_finetune_numbers_epochs_from_the_parent_and_records_lineage(
     cfg = compose_config("train", [
         "debug=smoke", f"paths.root_dir={smoke_data_root}", f"finetune_from={parent_ckpt}",
         "trainer.max_epochs=2", "callbacks.rollouts=null", "callbacks.checkpoint_periodic.every_n_epochs=3",
-        "data.synthetic_fraction=0.25", "model.optimizer.lr=5e-4",
+        "data.synthetic_fraction=0.25", "model.optimizer.lr=5e-4", "trainer.enable_progress_bar=true",
+        "callbacks.progress={_target_:anomaly_vit.callbacks.progress.GlobalEpochProgressBar}",
     ], run_dir)  # fmt: skip
     train(cfg)
+    bar = "".join(capfd.readouterr())
+    assert "Epoch 3/4" in bar and "Epoch 4/4" in bar and "Epoch 0" not in bar  # global epochs
 
     with (run_dir / "metrics.csv").open() as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [3, 4]
