@@ -68,7 +68,7 @@ def test_report_averages_over_seeds_and_marks_failures(fake_sweep):
     table = paths["md"].read_text()
     assert "| 0 | 2 | 0.750 ± 0.071 |" in table  # mean and sample std of 0.70, 0.80
     assert "| 0.5 | 2 | 0.880 ± 0.028 |" in table
-    assert "| 1 | 1 (1 failed) | 0.600 ± 0.000 |" in table
+    assert "| 1 | 1 (1 failed) | 0.600 |" in table  # one job: no spread shown
     assert "Best `test/balanced_acc`: `data.synthetic_fraction=0.5`: 0.880 ± 0.028 (n=2)." in table
     assert "6 jobs (1 failed)" in table and "Fixed: `debug=smoke`" in table
     assert paths["png"].stat().st_size > 10_000

@@ -145,7 +145,8 @@ def write_csv(jobs: Sequence[Job], keys: Sequence[str], path: Path) -> Path:
 
 
 def _cell(mean: float, std: float, n: int) -> str:
-    return "–" if n == 0 else f"{mean:.3f} ± {std:.3f}"
+    """`mean ± std`; one job has no spread to show, no job no value."""
+    return "–" if n == 0 else f"{mean:.3f}" if n == 1 else f"{mean:.3f} ± {std:.3f}"
 
 
 def markdown(
@@ -171,7 +172,7 @@ def markdown(
         )
         + (f". Fixed: {' '.join(f'`{o}`' for o in fixed)}" if fixed else "")
         + ".",
-        f"Cells: mean ± standard deviation over {' and '.join(f'`{s}`' for s in seeds) or 'jobs'}; n = finished jobs.",
+        f"Cells: mean ± standard deviation over {' and '.join(f'`{s}`' for s in seeds) or 'jobs'} (the value alone where n = 1); n = finished jobs.",
         "",
         "| " + " | ".join([*(f"`{k}`" for k in group_keys), "n", *columns]) + " |",
         "|" + "---|" * (len(group_keys) + 1 + len(columns)),
@@ -193,7 +194,7 @@ def markdown(
             ", ".join(f"`{k}={v}`" for k, v in zip(group_keys, best.values, strict=True))
             or "all jobs"
         )
-        lines += ["", f"Best `{metric}`: {where}: {mean:.3f} ± {std:.3f} (n={n})."]
+        lines += ["", f"Best `{metric}`: {where}: {_cell(mean, std, n)} (n={n})."]
     return "\n".join(lines) + "\n"
 
 
