@@ -29,6 +29,21 @@ def test_flips_are_drawn_per_image_with_the_given_probability():
     assert 150 < int(flipped.sum()) < 250  # ~Binomial(400, 0.5)
 
 
+def test_flips_inside_the_warp_are_exact_and_per_image():
+    """With a rotation/shift on, flips are folded into the warp's matrix: still exact mirrors."""
+    x = _batch(400)
+    torch.manual_seed(3)
+    out = BatchAugment(hflip=0.5, vflip=0.5, degrees=1e-7)(x)  # a warp that moves nothing
+    kinds = {"none": [], "h": [], "v": [], "hv": []}
+    for o, xi in zip(out, x.float(), strict=True):
+        for kind, ref in (("none", xi), ("h", xi.flip(-1)), ("v", xi.flip(-2)),
+                          ("hv", xi.flip(-1).flip(-2))):  # fmt: skip
+            kinds[kind].append(bool((o - ref).abs().max() < 1e-3))
+    counts = {k: sum(v) for k, v in kinds.items()}
+    assert sum(counts.values()) == 400  # every image is exactly one of the four
+    assert all(70 < c < 130 for c in counts.values()), counts  # ~Binomial(400, 0.25) each
+
+
 def test_translation_moves_each_image_by_its_own_shift():
     x = torch.zeros(32, 1, 32, 32)
     x[:, :, 14:18, 14:18] = 255

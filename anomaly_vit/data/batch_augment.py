@@ -53,30 +53,60 @@ class BatchAugment(torch.nn.Module):
     def _uniform(self, n: int, half_width: float, like: torch.Tensor) -> torch.Tensor:
         return (torch.rand(n, dtype=torch.float32) * 2 - 1).mul_(half_width).to(like.device)
 
+    def _signs(self, n: int, p: float, like: torch.Tensor) -> torch.Tensor:
+        """-1 with probability `p` (flip), else +1, per image."""
+        return torch.where(torch.rand(n) < p, -1.0, 1.0).to(like.device)
+
+    def _base_grid(self, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+        """(H*W, 3) pixel centres in [-1, 1] with a ones column, as affine_grid builds them
+        (align_corners=False); cached per size."""
+        key = (height, width, like.device)
+        if getattr(self, "_grid_key", None) != key:
+            ys = (torch.arange(height, dtype=torch.float32) * 2 + 1) / height - 1
+            xs = (torch.arange(width, dtype=torch.float32) * 2 + 1) / width - 1
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+            grid = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(-1, 3)
+            self._grid_key, self._grid = key, grid.to(like.device)
+        return self._grid
+
     def forward(self, images_nchw: torch.Tensor) -> torch.Tensor:
         x = images_nchw.float()
-        n = x.shape[0]
+        n, _, height, width = x.shape
         if n == 0:
             return x
-        if self.hflip > 0:
-            flip = (torch.rand(n) < self.hflip).to(x.device).view(n, 1, 1, 1)
-            x = torch.where(flip, x.flip(-1), x)
-        if self.vflip > 0:
-            flip = (torch.rand(n) < self.vflip).to(x.device).view(n, 1, 1, 1)
-            x = torch.where(flip, x.flip(-2), x)
+        sx = self._signs(n, self.hflip, x) if self.hflip > 0 else None
+        sy = self._signs(n, self.vflip, x) if self.vflip > 0 else None
         if self.degrees > 0 or self.translate > 0:
+            # flips ride along in the warp's matrix (exact: mirrored pixel centres, no blending)
             angle = self._uniform(n, math.radians(self.degrees), x)
             shift = torch.stack([self._uniform(n, 2 * self.translate, x) for _ in range(2)], dim=1)
             cos, sin = angle.cos(), angle.sin()
+            fx = sx if sx is not None else torch.ones_like(cos)
+            fy = sy if sy is not None else torch.ones_like(cos)
             theta = torch.stack(
-                [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)],
+                [
+                    torch.stack([cos * fx, -sin * fy, shift[:, 0]], 1),
+                    torch.stack([sin * fx, cos * fy, shift[:, 1]], 1),
+                ],
                 dim=1,
             )
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            # every image's theta applied to the pixel centres in ONE (H*W, 3) x (3, 2n) matmul:
+            # affine_grid's batched k=3 matmul took longer than the warp itself (1.6 vs 1.2 ms)
+            grid = self._base_grid(height, width, x) @ theta.permute(2, 0, 1).reshape(3, 2 * n)
+            grid = grid.view(height, width, n, 2).permute(2, 0, 1, 3)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        if self.brightness > 0:
-            x = x * (1 + self._uniform(n, self.brightness, x)).view(n, 1, 1, 1)
-        if self.contrast > 0:
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            x = (x - mean) * (1 + self._uniform(n, self.contrast, x)).view(n, 1, 1, 1) + mean
+        else:
+            if sx is not None:
+                x = torch.where(sx.view(n, 1, 1, 1) < 0, x.flip(-1), x)
+            if sy is not None:
+                x = torch.where(sy.view(n, 1, 1, 1) < 0, x.flip(-2), x)
+        if self.brightness > 0 or self.contrast > 0:
+            # brightness b then contrast c about the image mean, in one pass:
+            # (b x - b m) c + b m = (b c) x + b m (1 - c)
+            b = 1 + self._uniform(n, self.brightness, x) if self.brightness > 0 else None
+            c = 1 + self._uniform(n, self.contrast, x) if self.contrast > 0 else None
+            b = b if b is not None else torch.ones(n, device=x.device)
+            c = c if c is not None else torch.ones(n, device=x.device)
+            mean = x.mean(dim=(1, 2, 3)) if self.contrast > 0 else torch.zeros(n, device=x.device)
+            x = torch.addcmul((b * mean * (1 - c)).view(n, 1, 1, 1), x, (b * c).view(n, 1, 1, 1))
         return x.clamp_(0, 255)
