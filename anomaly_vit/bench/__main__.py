@@ -246,7 +246,8 @@ class Bench:
             self._rollout_row(),
             self._flops_row(),
             self._convergence_row(),
-            *self._process_rows(),
+            self._memory_row(),
+            self._startup_row(),
         ]
 
     def _failed(self, number: str, key: str, title: str, step: str) -> Row | None:
@@ -449,46 +450,40 @@ class Bench:
             details=conv,
         )
 
-    def _process_rows(self) -> list[Row]:
-        rows = []
+    def _memory_row(self) -> Row:
         title = "peak memory (RSS) of a default training run"
         failed = self._failed("6a", "peak_rss", title, "memory")
         if failed:
-            rows.append(failed)
-        else:
-            m = self.results["memory"]
-            rows.append(
-                Row(
-                    "6a",
-                    "peak_rss",
-                    title,
-                    float(m["peak_rss_bytes"]),
-                    "bytes",
-                    note=(
-                        f"python -m anomaly_vit.train trainer.max_epochs={m['max_epochs']} (then its "
-                        f"test), ru_maxrss of that process; the run took {m['wall_seconds']:.0f} s"
-                    ),
-                    details=m,
-                )
-            )
+            return failed
+        m = self.results["memory"]
+        return Row(
+            "6a",
+            "peak_rss",
+            title,
+            float(m["peak_rss_bytes"]),
+            "bytes",
+            note=(
+                f"python -m anomaly_vit.train trainer.max_epochs={m['max_epochs']} (then its "
+                f"test), ru_maxrss of that process; the run took {m['wall_seconds']:.0f} s"
+            ),
+            details=m,
+        )
+
+    def _startup_row(self) -> Row:
         title = "CLI start-up (python -m anomaly_vit.train --help)"
         failed = self._failed("6b", "startup", title, "startup")
         if failed:
-            rows.append(failed)
-        else:
-            seconds = self.results["startup"]
-            rows.append(
-                Row(
-                    "6b",
-                    "startup",
-                    title,
-                    median(seconds),
-                    "s",
-                    note=f"median of {len(seconds)}: " + ", ".join(f"{s:.2f}" for s in seconds),
-                    details={"seconds": seconds},
-                )
-            )
-        return rows
+            return failed
+        seconds = self.results["startup"]
+        return Row(
+            "6b",
+            "startup",
+            title,
+            median(seconds),
+            "s",
+            note=f"median of {len(seconds)}: " + ", ".join(f"{s:.2f}" for s in seconds),
+            details={"seconds": seconds},
+        )
 
     def sections(self) -> list[tuple[str, str]]:
         from anomaly_vit.bench.throughput import action_table, data_seconds

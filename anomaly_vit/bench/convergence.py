@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +20,7 @@ from typing import Any
 
 import lightning as L
 
+from anomaly_vit.bench.system import run_with_peak_rss
 from anomaly_vit.callbacks.metrics_writer import read_metrics_csv
 
 CLOCK_FILE = "bench_clock.csv"
@@ -157,17 +156,8 @@ def run_recipe(
         probe_override(metric, target),
     ]
     log_path = run_dir / "bench_stdout.log"
-    started = time.time()
-    with log_path.open("w") as log:
-        process = subprocess.run(
-            command,
-            cwd=cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            check=False,
-        )
-    wall = time.time() - started
+    started = time.time()  # the epoch clock file holds time.time() stamps
+    process = run_with_peak_rss(command, log_path, cwd=cwd)
     rows = read_metrics_csv(run_dir / "metrics.csv")
     clock = read_clock(run_dir / CLOCK_FILE)
     reached = epochs_to_target(rows, metric, target)
@@ -175,12 +165,12 @@ def run_recipe(
     epoch_ends = [clock[e] for e in sorted(clock)]
     result = RecipeRun(
         recipe=recipe, seed=seed, max_epochs=max_epochs, run_dir=str(run_dir),
-        returncode=process.returncode, epochs_run=len(rows), epochs_to_target=reached,
+        returncode=process["returncode"], epochs_run=len(rows), epochs_to_target=reached,
         seconds_to_target=(clock[reached] - started) if reached in clock else None,
-        wall_seconds=wall, best=max((v for v in values if math.isfinite(v)), default=math.nan),
+        wall_seconds=process["wall_seconds"], best=max((v for v in values if math.isfinite(v)), default=math.nan),
         seconds_per_epoch=_median_step(epoch_ends), metric_by_epoch=values,
     )  # fmt: skip
-    if process.returncode != 0:
+    if process["returncode"] != 0:
         result.log_tail = log_path.read_text()[-3000:]
     return result
 

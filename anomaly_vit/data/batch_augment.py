@@ -53,6 +53,12 @@ class BatchAugment(torch.nn.Module):
     def _uniform(self, n: int, half_width: float, like: torch.Tensor) -> torch.Tensor:
         return (torch.rand(n, dtype=torch.float32) * 2 - 1).mul_(half_width).to(like.device)
 
+    def _factors(self, n: int, half_width: float, like: torch.Tensor) -> torch.Tensor:
+        """1 + U(-w, w) per image; exactly 1, with no random draw, when w is 0."""
+        if half_width > 0:
+            return 1 + self._uniform(n, half_width, like)
+        return torch.ones(n, device=like.device)
+
     def _signs(self, n: int, p: float, like: torch.Tensor) -> torch.Tensor:
         """-1 with probability `p` (flip), else +1, per image."""
         return torch.where(torch.rand(n) < p, -1.0, 1.0).to(like.device)
@@ -103,10 +109,7 @@ class BatchAugment(torch.nn.Module):
         if self.brightness > 0 or self.contrast > 0:
             # brightness b then contrast c about the image mean, in one pass:
             # (b x - b m) c + b m = (b c) x + b m (1 - c)
-            b = 1 + self._uniform(n, self.brightness, x) if self.brightness > 0 else None
-            c = 1 + self._uniform(n, self.contrast, x) if self.contrast > 0 else None
-            b = b if b is not None else torch.ones(n, device=x.device)
-            c = c if c is not None else torch.ones(n, device=x.device)
-            mean = x.mean(dim=(1, 2, 3)) if self.contrast > 0 else torch.zeros(n, device=x.device)
+            b, c = self._factors(n, self.brightness, x), self._factors(n, self.contrast, x)
+            mean = x.mean(dim=(1, 2, 3)) if self.contrast > 0 else 0.0  # c = 1: mean unused
             x = torch.addcmul((b * mean * (1 - c)).view(n, 1, 1, 1), x, (b * c).view(n, 1, 1, 1))
         return x.clamp_(0, 255)
