@@ -124,7 +124,6 @@ def build_datamodule(data_cfg: DictConfig, output_dir: str | Path | None):
     datamodule = hydra.utils.instantiate(
         data_cfg, output_dir=str(output_dir) if output_dir else None
     )
-    datamodule.prepare_data()
     datamodule.prepare()
     return datamodule
 

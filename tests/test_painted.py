@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anomaly_vit.data.painted import PaintedDefectSource, stable_seed
 from anomaly_vit.data.records import SourceContext
 from anomaly_vit.data.sources import SingleFolderSource, SourceError
+from anomaly_vit.data.synthetic.painted import PaintedDefectSource, stable_seed
 
 SIDE = 64
 GRAY = 128
@@ -49,7 +49,11 @@ def test_only_good_train_images_are_parents(tmp_path: Path) -> None:
 def test_mask_area_and_pixels(tmp_path: Path, kind: str) -> None:
     area = (0.01, 0.04)
     source = PaintedDefectSource(
-        base="real", kinds=[kind], variants_per_image=3, area_range=area, name="painted"
+        base="real",
+        kinds=[kind],
+        variants_per_image=3,
+        placement={"area_range": area},
+        name="painted",
     )
     for record in source.scan(_context(tmp_path)):
         image, mask = source.load(record)
@@ -97,15 +101,23 @@ def test_no_good_train_images(tmp_path: Path) -> None:
 def test_config_errors() -> None:
     with pytest.raises(SourceError, match="kinds"):
         PaintedDefectSource(base="real", kinds=["dent"])
-    with pytest.raises(SourceError, match="scratch_length"):
-        PaintedDefectSource(base="real", scratch_length=[0.5, 0.2])
+    with pytest.raises(SourceError, match=r"data\.sources\.<name>\.scratch\.length"):
+        PaintedDefectSource(base="real", scratch={"length": [0.5, 0.2]})
+    with pytest.raises(SourceError, match=r"stain\.tint"):
+        PaintedDefectSource(base="real", stain={"tint": [0.5, 0.5]})
+    with pytest.raises(SourceError, match=r"crack\.wiggle is not a setting"):
+        PaintedDefectSource(base="real", crack={"wiggle": 1.0})
     with pytest.raises(SourceError, match="variants_per_image"):
         PaintedDefectSource(base="real", variants_per_image=0)
 
 
 def test_unreachable_area_is_a_clear_error(tmp_path: Path) -> None:
     source = PaintedDefectSource(
-        base="real", kinds=["stain"], stain_radius=[0.4, 0.5], max_tries=3, name="painted"
+        base="real",
+        kinds=["stain"],
+        stain={"radius": [0.4, 0.5]},
+        placement={"max_tries": 3},
+        name="painted",
     )
     record = source.scan(_context(tmp_path))[0]
     with pytest.raises(SourceError, match=r"area_range"):

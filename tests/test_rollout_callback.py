@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter, read_metrics_csv
 from anomaly_vit.callbacks.rollouts import RolloutDumper, is_due, select_probes, spread
-from anomaly_vit.data.datamodule import CachedImages
+from anomaly_vit.data.cache import CachedImages, probe_pool
 from anomaly_vit.explain.scores import score_maps
 from anomaly_vit.model.module import ViTClassifier
 
@@ -50,6 +50,9 @@ class TinyData(L.LightningDataModule):
             "train": CachedImages(images, labels, sources),
             "val": CachedImages(images, labels, sources, masks),
         }
+
+    def probe_pool(self, split: str, synthetic: bool):
+        return probe_pool(self.datasets[split], None, {}, synthetic, split)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.datasets["train"], batch_size=4)
@@ -203,7 +206,8 @@ def test_probes_are_real_per_class_masked_first():
     records = [SimpleNamespace(source=s, path=f"img{i}") for i, s in enumerate("rrrrrs")]
     sources = {"r": SimpleNamespace(synthetic=False), "s": SimpleNamespace(synthetic=True)}
     datamodule = SimpleNamespace(
-        datasets={"val": val}, classes=CLASSES, sources=sources, records_of_split={"val": records}
+        classes=CLASSES,
+        probe_pool=lambda split, synthetic: probe_pool(val, records, sources, synthetic, split),
     )
     probes = select_probes(datamodule, per_class=2, include_synthetic=False)
     assert probes.labels.tolist() == [0, 0, 1, 1]

@@ -45,7 +45,6 @@ from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.explain.inputs import resize_mask
 from anomaly_vit.explain.overlay import (
     evolution_figure,
     figure_to_array,
@@ -104,65 +103,31 @@ def _pick(
 def select_probes(
     datamodule: Any, per_class: int, include_synthetic: bool, seed: int = 0
 ) -> Probes | None:
-    """Probes from `datamodule.datasets["val"]` (real sources only), optionally synthetic ones.
-
-    Returns None when the datamodule has no cached validation set with masks.
-    """
-    datasets = getattr(datamodule, "datasets", None) or {}
-    val = datasets.get("val")
-    if val is None or getattr(val, "masks_nhw", None) is None or len(val) == 0:
+    """Probes from the real validation images (`datamodule.probe_pool`), optionally synthetic
+    training ones too. Returns None when the datamodule has no cached validation set with masks."""
+    pool = datamodule.probe_pool("val", synthetic=False)
+    if pool is None or len(pool) == 0:
         return None
-    sources = getattr(datamodule, "sources", {}) or {}
-    records = (getattr(datamodule, "records_of_split", {}) or {}).get("val")
     num_classes = len(datamodule.classes)
-
-    def is_synthetic(record: Any) -> bool:
-        return bool(getattr(sources.get(record.source), "synthetic", False))
-
-    real = [i for i in range(len(val)) if records is None or not is_synthetic(records[i])]
-    labels = [int(val.labels[i]) for i in real]
-    has_mask = [bool(val.masks_nhw[i].any()) for i in real]
-    chosen = [real[j] for j in _pick(labels, has_mask, per_class, num_classes, seed)]
-    images = [val.images_nchw[i] for i in chosen]
-    masks = [val.masks_nhw[i] for i in chosen]
-    out_labels = [int(val.labels[i]) for i in chosen]
-    paths = [records[i].path if records is not None else f"val[{i}]" for i in chosen]
-    synthetic = [False] * len(chosen)
+    pools = [(pool, False)]
     if include_synthetic:
-        for image, mask, label, path in _synthetic_probes(datamodule, per_class, seed):
-            images.append(image)
-            masks.append(mask)
-            out_labels.append(label)
-            paths.append(path)
-            synthetic.append(True)
+        pools.append((datamodule.probe_pool("train", synthetic=True), True))
+    images, masks, labels, paths, synthetic = [], [], [], [], []
+    for source_pool, is_synthetic in pools:
+        pool_labels = source_pool.labels
+        for j in _pick(pool_labels, source_pool.has_mask, per_class, num_classes, seed):
+            images.append(source_pool.image(j))
+            masks.append(source_pool.mask(j))
+            labels.append(pool_labels[j])
+            paths.append(source_pool.path(j))
+            synthetic.append(is_synthetic)
     return Probes(
         images=torch.stack(images),
-        labels=torch.tensor(out_labels, dtype=torch.long),
+        labels=torch.tensor(labels, dtype=torch.long),
         masks=torch.stack(masks).bool(),
         synthetic=torch.tensor(synthetic, dtype=torch.bool),
         paths=paths,
     )
-
-
-def _synthetic_probes(datamodule: Any, per_class: int, seed: int) -> list[tuple]:
-    """(image, mask, label, path) of synthetic training images, decoded like the cache does."""
-    train = datamodule.datasets.get("train")
-    records = datamodule.records_of_split.get("train", [])
-    sources = datamodule.sources
-    synthetic = [i for i, r in enumerate(records) if sources[r.source].synthetic]
-    class_index = {c: i for i, c in enumerate(datamodule.classes)}
-    labels = [class_index[records[i].label] for i in synthetic]
-    has_mask = [records[i].mask_path is not None for i in synthetic]
-    size_hw = tuple(train.images_nchw.shape[-2:])
-    probes = []
-    for j in _pick(labels, has_mask, per_class, len(datamodule.classes), seed):
-        index = synthetic[j]
-        record = records[index]
-        _, mask = sources[record.source].load(record)
-        mask_hw = np.zeros(size_hw, dtype=bool) if mask is None else resize_mask(mask, size_hw)
-        image = train.images_nchw[index]  # the cached, un-augmented image
-        probes.append((image, torch.from_numpy(mask_hw), labels[j], record.path))
-    return probes
 
 
 def _atomic_write(path: Path, write) -> None:
