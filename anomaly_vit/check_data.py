@@ -15,8 +15,9 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 from anomaly_vit import CONF_DIR
-from anomaly_vit.data.report import REPORT_FILE, render_report, write_report
+from anomaly_vit.data.report import render_report, write_report
 from anomaly_vit.run import build_datamodule, task_wrapper
+from anomaly_vit.rundir import DATA_REPORT_JSON
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
     datamodule.on_bad_image = policy
     report = datamodule.write_report()
     render_report(report)
-    path = write_report(report, output_dir / REPORT_FILE)
+    path = write_report(report, output_dir / DATA_REPORT_JSON)
     print(f"\nData report written to {path}")
     bad = report["bad_files"]
     if policy == "error" and bad:

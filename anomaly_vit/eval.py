@@ -18,7 +18,8 @@ from anomaly_vit import CONF_DIR
 from anomaly_vit.checkpoints import load_checkpoint
 from anomaly_vit.confusion import save_confusion
 from anomaly_vit.model.module import ViTClassifier
-from anomaly_vit.run import build_datamodule, task_wrapper, write_json
+from anomaly_vit.run import build_datamodule, task_wrapper
+from anomaly_vit.rundir import CONFUSION_PNG, SUMMARY_JSON, write_json
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     save_confusion(
         results["test/confusion"],
         model.classes,
-        output_dir / "confusion.png",
+        output_dir / CONFUSION_PNG,
         title=f"test, balanced acc {results['test/balanced_acc']:.3f}",
     )
     summary = {
@@ -67,7 +68,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "test": results,
         "data": datamodule.summary(),
     }
-    write_json(output_dir / "summary.json", summary)
+    write_json(output_dir / SUMMARY_JSON, summary)
     print(f"\nEvaluation written to {output_dir}")
     return results
 

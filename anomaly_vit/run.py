@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import math
 import os
 import re
 import sys
@@ -237,23 +235,3 @@ def apply_finetune(model, ckpt_path: str, trust_pickle: bool = False) -> None:
     }
     model.lineage = [*info.get("lineage", []), parent]
     log.info("fine-tuning from %s: epochs continue from global epoch %d", ckpt_path, parent_epoch)
-
-
-def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write JSON atomically; NaN/inf become null so any JSON reader accepts the file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_finite(payload), indent=2, sort_keys=False, default=str))
-    tmp.replace(path)
-    return path
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -26,8 +26,8 @@ from anomaly_vit.run import (
     config_essentials,
     instantiate_list,
     task_wrapper,
-    write_json,
 )
+from anomaly_vit.rundir import SUMMARY_JSON, write_json
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "data": datamodule.summary(),
             **results,
         }
-        write_json(output_dir / "summary.json", summary)
+        write_json(output_dir / SUMMARY_JSON, summary)
         for logger in trainer.loggers:
             test = results.get("test", {})
             finite = {k: v for k, v in test.items() if isinstance(v, float) and math.isfinite(v)}

@@ -35,7 +35,8 @@ from anomaly_vit.bench.throughput import (
     plain_batches,
     summarize,
 )
-from anomaly_vit.callbacks.metrics_writer import read_metrics_csv, write_metrics_csv
+from anomaly_vit.callbacks.metrics_writer import write_metrics_csv
+from anomaly_vit.rundir import read_metrics_csv
 from tests.conftest import ROOT, compose_config, run_cli
 
 ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "flops_share", "convergence_ratio",

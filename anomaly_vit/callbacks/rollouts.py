@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import re
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,13 +56,20 @@ from anomaly_vit.explain.predict import (
     resolve_tolerance_px,
 )
 from anomaly_vit.explain.scores import CENTRE_BASELINE, RANDOM_BASELINE, score_with_baselines
-from anomaly_vit.run import write_json
+from anomaly_vit.rundir import (
+    EVOLUTION_PNG,
+    ROLLOUT_PATTERN,
+    ROLLOUTS_DIR,
+    TIMING_JSON,
+    atomic_write,
+    read_dumps,
+    rollout_file,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
 KEY = "callbacks.rollouts"
-FILE_PATTERN = re.compile(r"epoch_(\d+)\.(png|npz)$")
-FILE_MODE = 0o644
 
 
 @dataclass
@@ -130,34 +134,9 @@ def select_probes(
     )
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call `write(handle)` on a temporary file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_png(array_hw3: np.ndarray, path: Path) -> None:
     """Write an HxWx3 uint8 array as a PNG, atomically."""
-    _atomic_write(path, lambda handle: Image.fromarray(array_hw3).save(handle, format="PNG"))
-
-
-def read_dumps(folder: Path) -> dict[int, dict[str, np.ndarray]]:
-    """Every `epoch_XXXX.npz` in `folder`, by global epoch."""
-    dumps = {}
-    for path in sorted(folder.glob("epoch_*.npz")):
-        match = FILE_PATTERN.search(path.name)
-        if match:
-            with np.load(path) as data:
-                dumps[int(match.group(1))] = {key: data[key] for key in data.files}
-    return dumps
+    atomic_write(path, lambda handle: Image.fromarray(array_hw3).save(handle, format="PNG"))
 
 
 def spread(values: Sequence[int], max_count: int) -> list[int]:
@@ -186,7 +165,7 @@ class RolloutDumper(L.Callback):
         panel_in: float = 2.0,
         dpi: int = 100,
         render_in_background: bool = True,
-        dirname: str = "rollouts",
+        dirname: str = ROLLOUTS_DIR,
         seed: int = 0,
     ) -> None:
         for key, value in (
@@ -281,7 +260,7 @@ class RolloutDumper(L.Callback):
         self.write_evolution(trainer)
         total = sum(self.dump_seconds.values())
         write_json(
-            self.folder(trainer) / "timing.json",
+            self.folder(trainer) / TIMING_JSON,
             {
                 "dumps": len(self.dump_seconds),
                 "dump_seconds": {str(k): v for k, v in self.dump_seconds.items()},
@@ -320,7 +299,7 @@ class RolloutDumper(L.Callback):
         )
         scalars = self._scores(pl_module, explanation.maps)
         folder = self.folder(trainer)
-        self._save_npz(folder / f"epoch_{epoch:04d}.npz", epoch, pl_module, explanation)
+        self._save_npz(folder / rollout_file(epoch, "npz"), epoch, pl_module, explanation)
         job = functools.partial(
             self._draw_grid, trainer, list(pl_module.classes), explanation, epoch, scalars.copy()
         )
@@ -347,7 +326,7 @@ class RolloutDumper(L.Callback):
     ) -> None:
         start = time.perf_counter()
         grid = self._render(self._grid_figure(classes, explanation, epoch, scalars))
-        save_png(grid, self.folder(trainer) / f"epoch_{epoch:04d}.png")
+        save_png(grid, self.folder(trainer) / rollout_file(epoch, "png"))
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(
@@ -428,7 +407,7 @@ class RolloutDumper(L.Callback):
         for kind in self.kinds:
             arrays[f"maps_{kind}"] = explanation.maps[kind].numpy()
             arrays[f"grids_{kind}"] = explanation.grids[kind].numpy()
-        _atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
+        atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
 
     @staticmethod
     def _hand_over(trainer: L.Trainer, scalars: dict[str, float], epoch: int) -> None:
@@ -464,7 +443,7 @@ class RolloutDumper(L.Callback):
             panel_in=self.panel_in,
         )
         array = self._render(figure)
-        path = self.folder(trainer) / "evolution.png"
+        path = self.folder(trainer) / EVOLUTION_PNG
         save_png(array, path)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -479,6 +458,6 @@ class RolloutDumper(L.Callback):
         if not folder.is_dir():
             return
         for path in folder.iterdir():
-            match = FILE_PATTERN.search(path.name)
+            match = ROLLOUT_PATTERN.search(path.name)
             if match and int(match.group(1)) >= first_epoch:
                 path.unlink()

@@ -11,13 +11,13 @@ from enum import StrEnum
 
 from anomaly_vit.data.image_io import BadImageError
 from anomaly_vit.data.records import Record
+from anomaly_vit.rundir import DATA_REPORT_JSON
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "data_report.json"  # where the skipped files are listed (see `data.report`)
 SKIP_HINT = (
     "fix or remove the file, or set data.on_bad_image=skip to leave such images out "
-    f"(they are listed in {REPORT_FILE})"
+    f"(they are listed in {DATA_REPORT_JSON})"
 )
 
 

@@ -33,10 +33,9 @@ from anomaly_vit.data.report import (
 )
 from anomaly_vit.data.sampler import MixSampler
 from anomaly_vit.data.split import SPLITS, check_ratios
+from anomaly_vit.rundir import SPLIT_CSV
 
 log = logging.getLogger(__name__)
-
-SPLIT_FILE = "split.csv"
 
 
 class MixedDataModule(L.LightningDataModule):
@@ -169,7 +168,7 @@ class MixedDataModule(L.LightningDataModule):
                 progress=self.progress,
             )
         if self.output_dir and _is_rank_zero(self):
-            index.write_split_csv(Path(self.output_dir) / SPLIT_FILE)
+            index.write_split_csv(Path(self.output_dir) / SPLIT_CSV)
         if self.report_on_setup:
             self.write_report()
 

@@ -7,7 +7,6 @@ painted defects) are scanned after, from their base's records and the split.
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from anomaly_vit.data.bad_images import BadImages
 from anomaly_vit.data.records import Record, Source, SourceContext
 from anomaly_vit.data.split import SPLITS, split_items
+from anomaly_vit.rundir import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -138,16 +138,16 @@ class DataIndex:
 
     def write_split_csv(self, path: Path) -> None:
         """One row per record: its item, split, source, view, label and files."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(SPLIT_COLUMNS)
-            for source_name, records in self.records.items():
-                for r in records:
-                    split = self.split_of_item.get(r.item_id, UNUSED)
-                    writer.writerow(
-                        [r.item_id, split, source_name, r.view, r.label, r.path, r.mask_path or ""]
-                    )
+        write_csv(
+            path,
+            SPLIT_COLUMNS,
+            (
+                [r.item_id, self.split_of_item.get(r.item_id, UNUSED), name, r.view, r.label,
+                 r.path, r.mask_path or ""]
+                for name, records in self.records.items()
+                for r in records
+            ),
+        )  # fmt: skip
 
 
 def mix_weights(
