@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from anomaly_vit.checkpointing.finetune import apply_finetune
 from anomaly_vit.model.module import ViTClassifier
-from anomaly_vit.run import apply_finetune
 from anomaly_vit.rundir import lineage_rows
 from tests.conftest import compose_config, tensorboard_steps
 

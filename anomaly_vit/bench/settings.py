@@ -54,7 +54,7 @@ def compose_train_config(overrides: Sequence[str], output_dir: Path) -> DictConf
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    import anomaly_vit.resume  # noqa: F401 - registers the resolvers train.yaml uses
+    import anomaly_vit.checkpointing.resume  # noqa: F401 - registers the resolvers train.yaml uses
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

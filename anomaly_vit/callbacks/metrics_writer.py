@@ -114,7 +114,7 @@ class EpochMetricsWriter(L.Callback):
         )
         if not matrix or not loggers or not every or not (is_last or epoch % every == 0):
             return
-        from anomaly_vit.confusion import confusion_rgb
+        from anomaly_vit.viz.confusion import confusion_rgb
 
         start = time.perf_counter()
         rgb = confusion_rgb(matrix, list(pl_module.classes), f"validation, global epoch {epoch}")

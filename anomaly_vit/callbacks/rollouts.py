@@ -1,6 +1,6 @@
 """`RolloutDumper`: attention maps of fixed validation probes every N epochs (PNG, npz, TB, metrics).
 
-Thin: maps come from `anomaly_vit.explain`, pictures from `anomaly_vit.explain.overlay`.
+Thin: maps come from `anomaly_vit.explain`, pictures from `anomaly_vit.viz.overlays`.
 
 - Probes: `probes_per_class` images per class from the REAL validation split with their masks
   (defective ones with a non-empty mask first), picked once at fit start by a seeded shuffle;
@@ -42,11 +42,6 @@ from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.explain.overlay import (
-    evolution_figure,
-    figure_to_array,
-    probe_grid_figure,
-)
 from anomaly_vit.explain.predict import (
     COUNT_KEYS,
     Explanation,
@@ -65,6 +60,11 @@ from anomaly_vit.rundir import (
     read_dumps,
     rollout_file,
     write_json,
+)
+from anomaly_vit.viz.overlays import (
+    evolution_figure,
+    figure_to_array,
+    probe_grid_figure,
 )
 
 log = logging.getLogger(__name__)

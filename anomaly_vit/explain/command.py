@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from anomaly_vit.errors import task_wrapper
 from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input
-from anomaly_vit.explain.overlay import probe_grid_figure, save_figure
 from anomaly_vit.explain.predict import (
     Explanation,
     check_kinds,
@@ -41,8 +41,8 @@ from anomaly_vit.explain.scores import (
     centre_prior_maps,
     random_maps,
 )
-from anomaly_vit.run import task_wrapper
 from anomaly_vit.rundir import PREDICTIONS_CSV, SUMMARY_JSON, write_dict_rows, write_json
+from anomaly_vit.viz.overlays import probe_grid_figure, save_figure
 
 log = logging.getLogger(__name__)
 
