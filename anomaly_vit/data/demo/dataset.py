@@ -184,7 +184,3 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ValueError, FileExistsError) as error:
         parser.error(str(error))
     print(f"demo data in {out}")
-
-
-if __name__ == "__main__":
-    main()
