@@ -69,7 +69,7 @@ def _flat_hparams(cfg: DictConfig) -> dict[str, float | int | str | bool]:
         if cfg.data.get("synthetic_fraction") is not None
         else -1.0,
         "model": str(net.model_name),
-        "img_size": int(net.img_size),
+        "img_size": str(net.img_size) if not isinstance(net.img_size, int) else int(net.img_size),
         "patch_size": int(net.patch_size),
         "depth": int(net.get("depth", 0) or 0),
         "embed_dim": int(net.get("embed_dim", 0) or 0),

@@ -66,7 +66,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resume_from, trust_pickle = cfg.get("ckpt_path"), cfg.get("trust_pickle", False)
     with exclusive(_prepare_lock(cfg)):
         datamodule = build_datamodule(cfg.data, output_dir)
-    model = hydra.utils.instantiate(cfg.model, classes=datamodule.classes, _convert_="all")
+    balanced = {} if cfg.model.get("class_weights") else datamodule.loss_balance()
+    model = hydra.utils.instantiate(
+        cfg.model, classes=datamodule.classes, _convert_="all", **balanced
+    )
     model.run_config = config_essentials(cfg)
     if resume_from:
         check_resume(resume_from, output_dir, model.run_config, trust_pickle=trust_pickle)

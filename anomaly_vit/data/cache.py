@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from anomaly_vit.data.image_io import resize_image, resize_mask
+from anomaly_vit.data.resize import ResizeMode, fit_image, fit_mask
 from anomaly_vit.data.records import Record, Source
 
 Loaded = tuple[np.ndarray, np.ndarray | None]
@@ -29,11 +29,17 @@ class CachedImages(Dataset):
         labels: torch.Tensor,
         source_ids: torch.Tensor,
         masks_nhw: torch.Tensor | None = None,
+        mask_known: torch.Tensor | None = None,
+        synthetic: torch.Tensor | None = None,
     ) -> None:
         self.images_nchw = images_nchw
         self.labels = labels
         self.source_ids = source_ids
         self.masks_nhw = masks_nhw
+        # per image: is its mask known (a mask was loaded, or the image is good: no defect)?
+        # and does it come from a synthetic source? (what the mask loss selects on)
+        self.mask_known = mask_known
+        self.synthetic = synthetic
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -47,6 +53,9 @@ class CachedImages(Dataset):
         }
         if self.masks_nhw is not None:
             sample["mask"] = self.masks_nhw[index]
+            if self.mask_known is not None:
+                sample["mask_known"] = self.mask_known[index]
+                sample["synthetic"] = self.synthetic[index]
         return sample
 
 
@@ -55,24 +64,28 @@ def decode_split(
     load: Callable[[Record], Loaded | None],
     classes: Sequence[str],
     source_names: Sequence[str],
-    img_size: int,
+    input_hw: tuple[int, int],
     keep_masks: bool,
+    resize: ResizeMode = ResizeMode.SQUASH,
+    good_class: str = "good",
+    synthetic_sources: Sequence[str] = (),
     desc: str = "decode",
     progress: bool = True,
 ) -> tuple[CachedImages, list[Record]]:
-    """Decode `records` with `load` (None: the record is skipped) at `img_size` x `img_size`;
-    return the data set and the records kept, in the data set's order."""
+    """Decode `records` with `load` (None: the record is skipped), each brought to `input_hw`
+    (height, width) by `resize`; return the data set and the records kept, in its order."""
     class_index = {c: i for i, c in enumerate(classes)}
     source_index = {n: i for i, n in enumerate(source_names)}
-    size_hw = (img_size, img_size)
-    images, masks, kept = [], [], []
+    size_hw = tuple(input_hw)
+    images, masks, known, kept = [], [], [], []
     for record in tqdm(records, desc=desc, disable=not progress, leave=False):
         loaded = load(record)
         if loaded is None:
             continue
         image, mask = loaded
-        images.append(resize_image(image, size_hw))
-        masks.append(np.zeros(size_hw, dtype=bool) if mask is None else resize_mask(mask, size_hw))
+        images.append(fit_image(image, size_hw, resize))
+        masks.append(np.zeros(size_hw, dtype=bool) if mask is None else fit_mask(mask, size_hw, resize))
+        known.append(mask is not None or record.label == good_class)
         kept.append(record)
     if not kept:
         images_nchw = torch.zeros((0, 3, *size_hw), dtype=torch.uint8)
@@ -82,7 +95,14 @@ def decode_split(
         masks_nhw = torch.from_numpy(np.stack(masks))
     labels = torch.tensor([class_index[r.label] for r in kept], dtype=torch.long)
     source_ids = torch.tensor([source_index[r.source] for r in kept], dtype=torch.long)
-    dataset = CachedImages(images_nchw, labels, source_ids, masks_nhw if keep_masks else None)
+    dataset = CachedImages(
+        images_nchw,
+        labels,
+        source_ids,
+        masks_nhw if keep_masks else None,
+        mask_known=torch.tensor(known, dtype=torch.bool),
+        synthetic=torch.tensor([r.source in synthetic_sources for r in kept], dtype=torch.bool),
+    )
     return dataset, kept
 
 
@@ -96,6 +116,7 @@ class ProbePool:
     records: Sequence[Record] | None  # records of `dataset`, row by row
     sources: Mapping[str, Source]
     split: str = "val"
+    resize: ResizeMode = ResizeMode.SQUASH  # how the cached images were brought to size
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -132,7 +153,7 @@ class ProbePool:
         size_hw = tuple(self.dataset.images_nchw.shape[-2:])
         if mask_hw is None:
             return torch.zeros(size_hw, dtype=torch.bool)
-        return torch.from_numpy(resize_mask(mask_hw, size_hw))
+        return torch.from_numpy(fit_mask(mask_hw, size_hw, self.resize))
 
 
 def probe_pool(
@@ -141,6 +162,7 @@ def probe_pool(
     sources: Mapping[str, Source],
     synthetic: bool,
     split: str = "val",
+    resize: ResizeMode = ResizeMode.SQUASH,
 ) -> ProbePool:
     """The images of `dataset` from real (or, `synthetic=True`, synthetic) sources."""
 
@@ -150,4 +172,4 @@ def probe_pool(
         return bool(getattr(sources.get(records[i].source), "synthetic", False))
 
     rows = [i for i in range(len(dataset)) if is_synthetic(i) == synthetic]
-    return ProbePool(dataset, rows, records, sources, split)
+    return ProbePool(dataset, rows, records, sources, split, resize)

@@ -23,6 +23,14 @@ from torch.utils.data import DataLoader
 from anomaly_vit.data.bad_images import BadImages, on_bad_image_policy
 from anomaly_vit.data.cache import CachedImages, ProbePool, decode_split, probe_pool
 from anomaly_vit.data.index import DataIndex, check_sources, is_derived, mix_weights
+from anomaly_vit.data.labels import (
+    Balance,
+    Task,
+    enum_value,
+    inverse_frequency_weights,
+    label_counts,
+    resolve_balance,
+)
 from anomaly_vit.data.records import Record, Source
 from anomaly_vit.data.report import (
     REPORT_FILE,
@@ -31,6 +39,7 @@ from anomaly_vit.data.report import (
     report_markdown,
     write_report,
 )
+from anomaly_vit.data.resize import resize_mode, size_hw
 from anomaly_vit.data.sampler import MixSampler
 from anomaly_vit.data.split import SPLITS, check_ratios
 from anomaly_vit.rundir import SPLIT_CSV
@@ -44,7 +53,7 @@ class MixedDataModule(L.LightningDataModule):
     def __init__(
         self,
         sources: Mapping[str, Source],
-        img_size: int,
+        img_size: int | Sequence[int],
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -61,6 +70,16 @@ class MixedDataModule(L.LightningDataModule):
         output_dir: str | None = None,
         progress: bool = True,
         name: str = "data",
+        resize: str = "squash",
+        task: str = "multiclass",
+        defect_class: str = "defect",
+        balance: str = "none",
+        imbalance_ratio: float = 1.5,
+        allow_synthetic_only_classes: bool = False,
+        train_masks: bool = False,
+        manifest: str | None = None,
+        root: str | None = None,
+        masks_root: str | None = None,
     ) -> None:
         super().__init__()
         if not sources:
@@ -75,7 +94,21 @@ class MixedDataModule(L.LightningDataModule):
         check_sources(self.sources, eval_sources)
         for source_name, source in self.sources.items():
             source.name = source_name
-        self.img_size = int(img_size)
+        self.input_hw = size_hw(img_size)
+        self.resize = resize_mode(resize)
+        self.task = enum_value(Task, task, "data.task")
+        self.defect_class = str(defect_class)
+        self.balance_requested = enum_value(Balance, balance, "data.balance")
+        self.imbalance_ratio = float(imbalance_ratio)
+        self.allow_synthetic_only_classes = bool(allow_synthetic_only_classes)
+        self.train_masks = bool(train_masks)
+        # where the data lives (data=manifest|folder|paired): the sources read these keys
+        # through interpolation; kept so the report and summary can say what was trained on
+        self.location = {
+            k: v
+            for k, v in {"manifest": manifest, "root": root, "masks_root": masks_root}.items()
+            if v is not None
+        }
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -121,6 +154,10 @@ class MixedDataModule(L.LightningDataModule):
                 self.good_class,
                 self.requested_classes,
                 self.bad,
+                task=self.task,
+                defect_class=self.defect_class,
+                weights=self.mix_weights,
+                allow_synthetic_only_classes=self.allow_synthetic_only_classes,
             )
         return self.index
 
@@ -162,8 +199,11 @@ class MixedDataModule(L.LightningDataModule):
                 lambda record, split=split: self._load_or_skip(record, split),
                 self.classes,
                 list(self.sources),
-                self.img_size,
-                keep_masks=split != "train",
+                self.input_hw,
+                keep_masks=split != "train" or self.train_masks,
+                resize=self.resize,
+                good_class=self.good_class,
+                synthetic_sources=[n for n, src in self.sources.items() if src.synthetic],
                 desc=f"decode {split}",
                 progress=self.progress,
             )
@@ -199,7 +239,7 @@ class MixedDataModule(L.LightningDataModule):
         if dataset is None:
             return None
         records = self.records_of_split.get(split)
-        return probe_pool(dataset, records, self.sources, synthetic, split)
+        return probe_pool(dataset, records, self.sources, synthetic, split, self.resize)
 
     def write_report(self) -> dict[str, object]:
         """Build the data report; on rank 0 write data_report.json, log the problems loudly and
@@ -207,6 +247,7 @@ class MixedDataModule(L.LightningDataModule):
         self.report = build_report(self)
         if not _is_rank_zero(self):
             return self.report
+        log.info("data: task %s; %s", self.task.value, self.report["balance"]["reason"])
         lines = problem_lines(self.report)
         where = Path(self.output_dir) / REPORT_FILE if self.output_dir else "the data report"
         for line in lines:
@@ -230,17 +271,54 @@ class MixedDataModule(L.LightningDataModule):
         real = [r for r in self.records_of_split["train"] if not self.sources[r.source].synthetic]
         return len(real) or len(self.records_of_split["train"])
 
+    @property
+    def real_train_counts(self) -> dict[str, int]:
+        """Training images per class, real sources only (what balance decisions look at); known
+        after `prepare()`, before any decoding."""
+        index = self.prepare()
+        train = [
+            r
+            for name, records in index.records.items()
+            if not self.sources[name].synthetic
+            for r in records
+            if index.split_of_item.get(r.item_id) == "train"
+        ]
+        counts = label_counts(train)
+        return {c: counts.get(c, 0) for c in self.classes}
+
+    @property
+    def balance(self) -> tuple[Balance, str]:
+        """The class balance in force after `setup()` and the reason (`data.balance`)."""
+        return resolve_balance(
+            self.balance_requested, self.real_train_counts, self.imbalance_ratio
+        )
+
+    def loss_balance(self) -> dict[str, list[float]]:
+        """`{"class_weights": [...]}` (inverse class frequency) for the model when `data.balance`
+        resolves to `loss`, else {}."""
+        if self.balance[0] is not Balance.LOSS:
+            return {}
+        return {"class_weights": inverse_frequency_weights(self.classes, self.real_train_counts)}
+
     def train_sampler(self) -> MixSampler:
         indices: dict[str, list[int]] = {n: [] for n in self.sources}
         for i, record in enumerate(self.records_of_split["train"]):
             indices[record.source].append(i)
-        return MixSampler(indices, self.mix_weights, self.samples_per_epoch, seed=self.seed)
+        labels = None
+        if self.balance[0] is Balance.SAMPLER:
+            labels = dict(enumerate(self.datasets["train"].labels.tolist()))
+        return MixSampler(
+            indices, self.mix_weights, self.samples_per_epoch, seed=self.seed, label_of_index=labels
+        )
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Batched augmentation of training batches (per-image parameters, on the device)."""
         trainer = getattr(self, "trainer", None)
         if self.batch_augment is not None and trainer is not None and trainer.training:
-            batch["image"] = self.batch_augment(batch["image"])
+            if "mask" in batch:
+                batch["image"], batch["mask"] = self.batch_augment(batch["image"], batch["mask"])
+            else:
+                batch["image"] = self.batch_augment(batch["image"])
         return batch
 
     def train_dataloader(self) -> DataLoader:
@@ -267,7 +345,12 @@ class MixedDataModule(L.LightningDataModule):
         return {
             split: dict(Counter(f"{r.source}/{r.label}" for r in records))
             for split, records in self.records_of_split.items()
-        } | {"mix_weights": self.mix_weights, "samples_per_epoch": self.samples_per_epoch}
+        } | {
+            "mix_weights": self.mix_weights,
+            "samples_per_epoch": self.samples_per_epoch,
+            "task": self.task.value,
+            "balance": self.balance[0].value,
+        }
 
 
 def _is_rank_zero(datamodule: L.LightningDataModule) -> bool:

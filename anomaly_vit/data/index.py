@@ -8,10 +8,12 @@ painted defects) are scanned after, from their base's records and the split.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from anomaly_vit.data.bad_images import BadImages
+from anomaly_vit.data.labels import Task, apply_task, check_synthetic_classes
 from anomaly_vit.data.records import Record, Source, SourceContext
 from anomaly_vit.data.split import SPLITS, split_items
 from anomaly_vit.rundir import write_csv
@@ -58,6 +60,10 @@ class DataIndex:
         good_class: str,
         classes: Sequence[str] | None,
         bad: BadImages,
+        task: Task = Task.MULTICLASS,
+        defect_class: str = "defect",
+        weights: Mapping[str, float] | None = None,
+        allow_synthetic_only_classes: bool = False,
     ) -> None:
         self.sources = dict(sources)
         self.records: dict[str, list[Record]] = {}
@@ -91,10 +97,28 @@ class DataIndex:
         context.split_of_item = self.split_of_item
         for source_name in derived:
             self.records[source_name] = self.sources[source_name].scan(context)
-        self.classes = self._resolve_classes(classes)
+        # labels as the files say, for the report (binary runs keep the per-class picture)
+        self.original_labels = {
+            name: dict(Counter(r.label for r in recs)) for name, recs in self.records.items()
+        }
+        self.records.update(apply_task(self.records, task, good_class, defect_class))
+        used = weights or {name: 1.0 for name in self.sources}
+        self.synthetic_only_classes = check_synthetic_classes(
+            self.records, self.sources, used, allow_synthetic_only_classes
+        )
+        self.classes = self._resolve_classes(classes, used)
 
-    def _resolve_classes(self, requested: Sequence[str] | None) -> list[str]:
-        labels = {r.label for recs in self.records.values() for r in recs}
+    def _resolve_classes(
+        self, requested: Sequence[str] | None, weights: Mapping[str, float]
+    ) -> list[str]:
+        """The requested classes, else the labels of the real sources and of the synthetic
+        sources in use (a synthetic source with mix weight 0 adds no class)."""
+        labels = {
+            r.label
+            for n, recs in self.records.items()
+            if not self.sources[n].synthetic or weights.get(n, 0.0) > 0
+            for r in recs
+        }
         if requested:
             unknown = labels - set(requested)
             if unknown:
@@ -103,15 +127,6 @@ class DataIndex:
                     "add them to data.classes or remove those images."
                 )
             return list(requested)
-        real_labels = {
-            r.label
-            for n, recs in self.records.items()
-            if not self.sources[n].synthetic
-            for r in recs
-        }
-        extra = labels - real_labels
-        if extra:
-            log.warning("labels %s appear only in synthetic sources", sorted(extra))
         ordered = sorted(labels - {self.good_class})
         return ([self.good_class] if self.good_class in labels else []) + ordered
 

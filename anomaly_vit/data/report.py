@@ -153,6 +153,10 @@ def build_report(datamodule: Any) -> dict[str, Any]:
         "duplicates": duplicates,
         "missing_classes": {split: cls for split, cls in missing.items() if cls},
     }
+    balance, why = dm.balance
+    report["task"] = dm.task.value
+    report["labels_in_files"] = dm.index.original_labels  # per source, before data.task maps them
+    report["balance"] = {"mode": balance.value, "reason": why, "train_counts": dm.real_train_counts}
     report["problems"] = problem_counts(report)
     return report
 
@@ -221,6 +225,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         used[row["split"]] += row["images"]
     lines = [
         "images used: " + ", ".join(f"{split} {used[split]}" for split in SPLITS),
+        "",
+        f"task: {report['task']}; balance: {report['balance']['reason']}",
         "",
         "problems: " + ", ".join(f"{k} {v}" for k, v in problems.items()),
         "",

@@ -270,8 +270,8 @@ def _lookalikes(unpaired: Sequence[str]) -> str:
 class SingleFolderSource(FolderSource):
     """One folder per class: ``<root>/<class>/<item>.<ext>``, view "single".
 
-    Masks (optional): ``<masks_root>/<class>/<item>.<ext>``; no masks when `masks_root` is None.
-    A `masks_root` inside `root` (e.g. ``<root>/masks``) is not taken for a class. Also used for a
+    Masks (optional): ``<masks_root>/<class>/<item>.<ext>``, default ``<root>/masks`` when that
+    folder exists (no masks otherwise). A `masks_root` inside `root` is not taken for a class. Also used for a
     folder of ready-made synthetic images (renders) with ``synthetic=True`` (see module doc for
     their item ids).
     """
@@ -281,6 +281,8 @@ class SingleFolderSource(FolderSource):
         masks_root = None
         if self.masks_root is not None:
             masks_root = _existing_dir(self.masks_root, self.key("masks_root"), "mask folder")
+        elif (root / "masks").is_dir():
+            masks_root = root / "masks"
         classes = self._class_dirs([root], exclude=masks_root)
         if not classes:
             raise SourceError(

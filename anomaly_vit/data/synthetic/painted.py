@@ -78,7 +78,8 @@ def gaussian_blur(values: np.ndarray, sigma_px: float) -> np.ndarray:
 
 class PaintedDefectSource(DerivedSource):
     """Defects painted on the `good_label` train images of `base`; one record per
-    (image, kind, variant) with label ``label_of_kind.get(kind, kind)`` and view "painted".
+    (image, kind, variant) with label `label` if given, else ``label_of_kind.get(kind, kind)``,
+    and view "painted".
 
     `placement`, `paint` and each kind (`scratch`, `stain`, `crack`) are mappings of settings
     (see `defect_kinds`); keys left out keep their defaults.
@@ -90,6 +91,7 @@ class PaintedDefectSource(DerivedSource):
         kinds: Sequence[str] = tuple(KINDS),
         variants_per_image: int = 1,
         label_of_kind: Mapping[str, str] | None = None,
+        label: str | None = None,
         good_label: str = "good",
         placement: Mapping[str, Any] | None = None,
         paint: Mapping[str, Any] | None = None,
@@ -115,6 +117,7 @@ class PaintedDefectSource(DerivedSource):
             )
         self.variants_per_image = variants
         self.label_of_kind = dict(label_of_kind or {})
+        self.one_label = None if label is None else str(label)
         stray = [k for k in self.label_of_kind if k not in self.kinds]
         if stray:
             raise SourceError(
@@ -133,7 +136,9 @@ class PaintedDefectSource(DerivedSource):
         return lambda param: self.key(f"{group}.{param}")
 
     def label(self, kind: str) -> str:
-        """Class label of a defect kind (`label_of_kind`, default the kind's name)."""
+        """Class label of a defect kind (`label`, else `label_of_kind`, else the kind's name)."""
+        if self.one_label is not None:
+            return self.one_label
         return self.label_of_kind.get(kind, kind)
 
     def scan(self, context: SourceContext) -> list[Record]:
