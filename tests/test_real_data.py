@@ -78,8 +78,9 @@ def test_letterbox_keeps_image_and_mask_aligned_and_the_aspect_ratio():
     mask = np.zeros((40, 20), dtype=bool)
     image[10:14, 4:8] = 255  # a bright square and its mask at the same pixels
     mask[10:14, 4:8] = True
-    fitted, fitted_mask = fit_image(image, (20, 20), ResizeMode.LETTERBOX), fit_mask(
-        mask, (20, 20), ResizeMode.LETTERBOX
+    fitted, fitted_mask = (
+        fit_image(image, (20, 20), ResizeMode.LETTERBOX),
+        fit_mask(mask, (20, 20), ResizeMode.LETTERBOX),
     )
     where = placement((40, 20), (20, 20), ResizeMode.LETTERBOX)
     assert where.scaled_hw == (20, 10) and where.offset_yx == (0, 5)  # half size, centred
@@ -181,7 +182,9 @@ def test_a_class_only_a_synthetic_source_has_is_a_clear_error(real_set, tmp_path
         "data.synthetic_fraction=0.3",
     ]
     cfg = compose_config("train", overrides, tmp_path)
-    with pytest.raises(ValueError, match=r"only in synthetic source.*data\.sources\.painted\.label"):
+    with pytest.raises(
+        ValueError, match=r"only in synthetic source.*data\.sources\.painted\.label"
+    ):
         _datamodule(cfg, tmp_path)
     cfg = compose_config("train", [*overrides, "data.allow_synthetic_only_classes=true"], tmp_path)
     assert set(_datamodule(cfg, tmp_path).classes) > {"good", "defect"}
@@ -207,7 +210,11 @@ def test_balance_loss_gives_inverse_frequency_weights(real_set, tmp_path):
 
 
 def test_unknown_modes_name_the_key(real_set, tmp_path):
-    for key, value in (("data.resize", "stretch"), ("data.task", "ternary"), ("data.balance", "yes")):
+    for key, value in (
+        ("data.resize", "stretch"),
+        ("data.task", "ternary"),
+        ("data.balance", "yes"),
+    ):
         cfg = compose_config(
             "train",
             ["data=manifest", f"data.manifest={real_set / 'manifest.csv'}", f"{key}={value}"],

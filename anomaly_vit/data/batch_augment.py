@@ -107,7 +107,9 @@ class BatchAugment(torch.nn.Module):
             grid = grid.view(height, width, n, 2).permute(2, 0, 1, 3)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             if m is not None:
-                m = F.grid_sample(m, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+                m = F.grid_sample(
+                    m, grid, mode="nearest", padding_mode="zeros", align_corners=False
+                )
         else:
             if sx is not None:
                 x = torch.where(sx.view(n, 1, 1, 1) < 0, x.flip(-1), x)

@@ -14,8 +14,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from anomaly_vit.data.resize import ResizeMode, fit_image, fit_mask
 from anomaly_vit.data.records import Record, Source
+from anomaly_vit.data.resize import ResizeMode, fit_image, fit_mask
 
 Loaded = tuple[np.ndarray, np.ndarray | None]
 
@@ -84,7 +84,9 @@ def decode_split(
             continue
         image, mask = loaded
         images.append(fit_image(image, size_hw, resize))
-        masks.append(np.zeros(size_hw, dtype=bool) if mask is None else fit_mask(mask, size_hw, resize))
+        masks.append(
+            np.zeros(size_hw, dtype=bool) if mask is None else fit_mask(mask, size_hw, resize)
+        )
         known.append(mask is not None or record.label == good_class)
         kept.append(record)
     if not kept:

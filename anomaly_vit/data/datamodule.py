@@ -289,9 +289,7 @@ class MixedDataModule(L.LightningDataModule):
     @property
     def balance(self) -> tuple[Balance, str]:
         """The class balance in force after `setup()` and the reason (`data.balance`)."""
-        return resolve_balance(
-            self.balance_requested, self.real_train_counts, self.imbalance_ratio
-        )
+        return resolve_balance(self.balance_requested, self.real_train_counts, self.imbalance_ratio)
 
     def loss_balance(self) -> dict[str, list[float]]:
         """`{"class_weights": [...]}` (inverse class frequency) for the model when `data.balance`

@@ -11,19 +11,19 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from enum import Enum
+from enum import Enum, StrEnum
 
 from anomaly_vit.data.records import Record, Source
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     """`data.task`."""
 
     BINARY = "binary"
     MULTICLASS = "multiclass"
 
 
-class Balance(str, Enum):
+class Balance(StrEnum):
     """`data.balance`."""
 
     AUTO = "auto"
@@ -48,8 +48,7 @@ def apply_task(
         return {name: list(recs) for name, recs in records.items()}
     return {
         name: [
-            r if r.label == good_class else dataclasses.replace(r, label=defect_class)
-            for r in recs
+            r if r.label == good_class else dataclasses.replace(r, label=defect_class) for r in recs
         ]
         for name, recs in records.items()
     }

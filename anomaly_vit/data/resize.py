@@ -10,7 +10,7 @@ the border can be cut away).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 from timm.layers import to_2tuple
@@ -18,7 +18,7 @@ from timm.layers import to_2tuple
 from anomaly_vit.data.image_io import resize_image, resize_mask
 
 
-class ResizeMode(str, Enum):
+class ResizeMode(StrEnum):
     """How `data.resize` brings images to `img_size`."""
 
     LETTERBOX = "letterbox"
@@ -37,7 +37,9 @@ def resize_mode(value: str) -> ResizeMode:
 
 def size_hw(img_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """`img_size` (one side, or [height, width]) as (height, width)."""
-    height, width = (int(v) for v in to_2tuple(tuple(img_size) if not isinstance(img_size, int) else img_size))
+    height, width = (
+        int(v) for v in to_2tuple(tuple(img_size) if not isinstance(img_size, int) else img_size)
+    )
     if height <= 0 or width <= 0:
         raise ValueError(f"img_size={img_size}: height and width must be positive.")
     return height, width
@@ -99,11 +101,19 @@ def fit_image(image_hw3: np.ndarray, input_hw: tuple[int, int], mode: ResizeMode
     """A uint8 HxWx3 image brought to `input_hw` (padding is black)."""
     where = placement(image_hw3.shape[:2], input_hw, mode)
     scaled = resize_image(image_hw3, where.scaled_hw)
-    return scaled if where.scaled_hw == input_hw and where.offset_yx == (0, 0) else _place(scaled, where)
+    return (
+        scaled
+        if where.scaled_hw == input_hw and where.offset_yx == (0, 0)
+        else _place(scaled, where)
+    )
 
 
 def fit_mask(mask_hw: np.ndarray, input_hw: tuple[int, int], mode: ResizeMode) -> np.ndarray:
     """A bool HxW mask brought to `input_hw` exactly as its image (`fit_image`)."""
     where = placement(mask_hw.shape[:2], input_hw, mode)
     scaled = resize_mask(mask_hw, where.scaled_hw)
-    return scaled if where.scaled_hw == input_hw and where.offset_yx == (0, 0) else _place(scaled, where)
+    return (
+        scaled
+        if where.scaled_hw == input_hw and where.offset_yx == (0, 0)
+        else _place(scaled, where)
+    )

@@ -10,14 +10,14 @@ showed on KolektorSDD that pixel-level supervision makes ~50 defective images en
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """How the image's defect score is read (`model.mask_loss.decision`)."""
 
     HEAD = "head"  # 1 - p(good) of the class head
@@ -25,7 +25,7 @@ class Decision(str, Enum):
     MIX = "mix"  # the mean of both
 
 
-class MaskSources(str, Enum):
+class MaskSources(StrEnum):
     """Which training images' masks teach the token scores (`model.mask_loss.sources`)."""
 
     REAL = "real"

@@ -157,7 +157,9 @@ class ViTClassifier(L.LightningModule):
         tokens = token_logits.float().amax(dim=1).sigmoid()
         return tokens if self.decision is Decision.TOKENS else 0.5 * (head + tokens)
 
-    def _mask_loss(self, batch: dict[str, torch.Tensor], token_logits: torch.Tensor) -> torch.Tensor:
+    def _mask_loss(
+        self, batch: dict[str, torch.Tensor], token_logits: torch.Tensor
+    ) -> torch.Tensor:
         if "mask" not in batch:
             raise ValueError(
                 "model.mask_loss.weight > 0 needs the training masks: set data.train_masks=true."
@@ -339,4 +341,3 @@ class ViTClassifier(L.LightningModule):
         if offset is not None:
             self.epoch_offset = int(offset)
             self.hparams.epoch_offset = int(offset)
-
