@@ -122,3 +122,14 @@ def test_sources_select_which_masks_teach():
     assert model._mask_loss(batch, tokens).item() == 0.0  # all real: synthetic-only learns nothing
     batch["synthetic"][:] = True
     assert model._mask_loss(batch, tokens).item() > 0.0
+
+
+def test_the_token_head_is_optimised_with_the_network():
+    from types import SimpleNamespace
+
+    model = ViTClassifier(["good", "defect"], NET, mask_loss={"weight": 1.0})
+    model._trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=2)
+    optimizer = model.configure_optimizers()["optimizer"]
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert {id(p) for p in model.token_head.parameters()} <= optimised
+    assert {id(p) for p in model.net.parameters()} <= optimised

@@ -230,3 +230,51 @@ def test_records_relabelled_for_binary_keep_their_item_and_path():
     records = {"real": [Record("real", "a", "scratch", "single", "/x.png")]}
     mapped = apply_task(records, Task.BINARY, "good", "defect")["real"][0]
     assert (mapped.label, mapped.item_id, mapped.path) == ("defect", "a", "/x.png")
+
+
+# ---------------------------------------------------------------------------------- learning
+TINY_REAL = [
+    "model.net.img_size=[48,24]",
+    "model.net.patch_size=8",
+    "model.net.embed_dim=48",
+    "model.net.depth=2",
+    "model.net.num_heads=2",
+    "trainer.max_epochs=12",
+    "callbacks.rollouts=null",
+    "callbacks.progress=null",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "data.progress=false",
+    "data.split.train=0.5",
+    "data.split.val=0.25",
+    "data.split.test=0.25",
+]
+
+
+def _fit(manifest: Path, tmp_path: Path, *overrides: str) -> dict:
+    from anomaly_vit.train import train
+
+    cfg = compose_config(
+        "train", ["data=manifest", f"data.manifest={manifest}", *TINY_REAL, *overrides], tmp_path
+    )
+    train(cfg)
+    return json.loads((tmp_path / "summary.json").read_text())["test"]
+
+
+@pytest.mark.slow
+def test_the_real_recipe_learns_an_imbalanced_set_the_unbalanced_default_calls_all_good(
+    tmp_path_factory,
+):
+    root = make_real_set(tmp_path_factory.mktemp("imbalanced"), n_items=48, per_item=3, seed=1)
+    manifest = root / "manifest.csv"  # 1 defect image in 9: 16 defects, 128 good
+    real = _fit(manifest, tmp_path_factory.mktemp("real_recipe"))
+    plain = _fit(
+        manifest,
+        tmp_path_factory.mktemp("unbalanced"),
+        "data.balance=none",
+        "model.mask_loss.weight=0",
+        "model.mask_loss.decision=head",
+    )
+    assert real["test/balanced_acc"] >= 0.85, real
+    assert real["test/auroc"] >= 0.9, real
+    assert plain["test/balanced_acc"] <= 0.6, plain  # says "good" to (nearly) everything

@@ -307,6 +307,8 @@ class ViTClassifier(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = dict(self.optimizer_cfg)
         optimizer = create_optimizer_v2(self.net, **cfg)
+        if self.token_head is not None:  # the mask loss's head learns with the same settings
+            optimizer.add_param_group({"params": list(self.token_head.parameters())})
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
         warmup_steps = int(self.scheduler_cfg["warmup_epochs"] * steps_per_epoch)
