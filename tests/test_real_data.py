@@ -150,9 +150,8 @@ def test_one_key_points_at_real_data(layout, real_set, tmp_path):
     assert report["task"] == "binary" and report["balance"]["mode"] == "sampler"
     assert "largest/smallest" in report["balance"]["reason"]
     image = dm.datasets["train"][0]["image"]
-    assert tuple(image.shape[-2:]) == (256, 256)
-    if layout != "paired":  # letterboxed portrait photos: black side bands, masks kept
-        assert int(dm.datasets["train"].images_nchw[:, :, :, :50].max()) == 0
+    assert tuple(image.shape[-2:]) == (320, 128)  # img_size=auto: the photos' 1:2.5 aspect
+    if layout != "paired":  # the masks come along, for the mask loss
         assert dm.datasets["train"].masks_nhw.any()
 
 
@@ -278,3 +277,16 @@ def test_the_real_recipe_learns_an_imbalanced_set_the_unbalanced_default_calls_a
     assert real["test/balanced_acc"] >= 0.85, real
     assert real["test/auroc"] >= 0.9, real
     assert plain["test/balanced_acc"] <= 0.6, plain  # says "good" to (nearly) everything
+
+
+def test_auto_img_size_follows_the_photos_aspect_ratio(real_set, tmp_path):
+    from anomaly_vit.data.resize import auto_size_hw
+
+    assert auto_size_hw([2.5, 2.52, 2.6], 40960, 16) == (320, 128)  # tall parts
+    assert auto_size_hw([1.0], 40960, 16) == (208, 208)  # square ones
+    cfg = compose_config(
+        "train", ["data=manifest", f"data.manifest={real_set / 'manifest.csv'}"], tmp_path
+    )
+    assert cfg.model.net.img_size == "auto"
+    dm = _datamodule(cfg, tmp_path)
+    assert dm.input_hw == (320, 128)  # the generated photos are 40 x 16 (aspect 2.5)

@@ -30,6 +30,14 @@ from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 log = logging.getLogger(__name__)
 
 
+def model_net(cfg: DictConfig, datamodule) -> dict[str, Any]:
+    """`cfg.model.net` with `img_size: auto` replaced by the size the data chose."""
+    net = OmegaConf.to_container(cfg.model.net, resolve=True)
+    if str(net.get("img_size")) == "auto":
+        net["img_size"] = list(datamodule.input_hw)
+    return net
+
+
 def _prepare_lock(cfg: DictConfig) -> Path | None:
     """A lock file beside the demo data, so DDP ranks and parallel sweep jobs generate it once."""
     out_dir = (cfg.data.get("demo") or {}).get("out_dir")
@@ -68,7 +76,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule = build_datamodule(cfg.data, output_dir)
     balanced = {} if cfg.model.get("class_weights") else datamodule.loss_balance()
     model = hydra.utils.instantiate(
-        cfg.model, classes=datamodule.classes, _convert_="all", **balanced
+        cfg.model,
+        classes=datamodule.classes,
+        net=model_net(cfg, datamodule),
+        _convert_="all",
+        **balanced,
     )
     model.run_config = config_essentials(cfg)
     if resume_from:

@@ -39,7 +39,7 @@ from anomaly_vit.data.report import (
     report_markdown,
     write_report,
 )
-from anomaly_vit.data.resize import resize_mode, size_hw
+from anomaly_vit.data.resize import auto_size_hw, resize_mode, size_hw
 from anomaly_vit.data.sampler import MixSampler
 from anomaly_vit.data.split import SPLITS, check_ratios
 from anomaly_vit.rundir import SPLIT_CSV
@@ -53,7 +53,7 @@ class MixedDataModule(L.LightningDataModule):
     def __init__(
         self,
         sources: Mapping[str, Source],
-        img_size: int | Sequence[int],
+        img_size: int | Sequence[int] | str,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -80,6 +80,8 @@ class MixedDataModule(L.LightningDataModule):
         manifest: str | None = None,
         root: str | None = None,
         masks_root: str | None = None,
+        pixel_budget: int = 40960,
+        size_multiple: int = 16,
     ) -> None:
         super().__init__()
         if not sources:
@@ -94,7 +96,11 @@ class MixedDataModule(L.LightningDataModule):
         check_sources(self.sources, eval_sources)
         for source_name, source in self.sources.items():
             source.name = source_name
-        self.input_hw = size_hw(img_size)
+        # img_size=auto: (height, width) from the real training images' median aspect ratio and
+        # `pixel_budget`, sides multiples of `size_multiple` (the patch size); set by prepare()
+        self.auto_size = str(img_size) == "auto"
+        self.pixel_budget, self.size_multiple = int(pixel_budget), int(size_multiple)
+        self.input_hw = None if self.auto_size else size_hw(img_size)
         self.resize = resize_mode(resize)
         self.task = enum_value(Task, task, "data.task")
         self.defect_class = str(defect_class)
@@ -159,7 +165,33 @@ class MixedDataModule(L.LightningDataModule):
                 weights=self.mix_weights,
                 allow_synthetic_only_classes=self.allow_synthetic_only_classes,
             )
+            if self.auto_size:
+                self.input_hw = auto_size_hw(
+                    self._train_aspects(), self.pixel_budget, self.size_multiple
+                )
+                log.info("data.img_size=auto: input %s (height x width)", self.input_hw)
         return self.index
+
+    def _train_aspects(self, limit: int = 256) -> list[float]:
+        """Height / width of (up to `limit`, evenly spaced) real training images, from headers."""
+        from PIL import Image
+
+        paths = [
+            r.path
+            for name, records in self.index.records.items()
+            if not self.sources[name].synthetic and not is_derived(self.sources[name])
+            for r in records
+            if self.index.split_of_item.get(r.item_id) == "train"
+        ]
+        step = max(1, len(paths) // limit)
+        aspects = []
+        for path in paths[::step]:
+            try:
+                with Image.open(path) as image:
+                    aspects.append(image.height / image.width)
+            except (OSError, ValueError):  # a bad file is reported when decoded; skip it here
+                continue
+        return aspects
 
     @property
     def records(self) -> dict[str, list[Record]]:

@@ -45,6 +45,18 @@ def size_hw(img_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return height, width
 
 
+def auto_size_hw(aspects: list[float], pixel_budget: int, multiple: int) -> tuple[int, int]:
+    """The model input (height, width) for images of median aspect (height / width) `aspects`:
+    about `pixel_budget` pixels, both sides multiples of `multiple` (the patch size), so an
+    elongated part keeps its pixels instead of a letterbox's padding."""
+    if not aspects:
+        raise ValueError("img_size=auto needs training images to measure their aspect ratio")
+    aspect = sorted(aspects)[len(aspects) // 2]
+    height = (pixel_budget * aspect) ** 0.5
+    width = pixel_budget / height
+    return tuple(max(multiple, round(side / multiple) * multiple) for side in (height, width))
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where an original image lands in the model input: input = original * scale + offset
