@@ -162,7 +162,7 @@ class MixedDataModule(L.LightningDataModule):
                 self.bad,
                 task=self.task,
                 defect_class=self.defect_class,
-                weights=self.mix_weights,
+                synthetic_fraction=self.synthetic_fraction,
                 allow_synthetic_only_classes=self.allow_synthetic_only_classes,
             )
             if self.auto_size:

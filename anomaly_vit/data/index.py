@@ -62,7 +62,7 @@ class DataIndex:
         bad: BadImages,
         task: Task = Task.MULTICLASS,
         defect_class: str = "defect",
-        weights: Mapping[str, float] | None = None,
+        synthetic_fraction: float | None = None,
         allow_synthetic_only_classes: bool = False,
     ) -> None:
         self.sources = dict(sources)
@@ -102,7 +102,7 @@ class DataIndex:
             name: dict(Counter(r.label for r in recs)) for name, recs in self.records.items()
         }
         self.records.update(apply_task(self.records, task, good_class, defect_class))
-        used = weights or {name: 1.0 for name in self.sources}
+        used = mix_weights(self.sources, synthetic_fraction)  # after the scans: their errors first
         self.synthetic_only_classes = check_synthetic_classes(
             self.records, self.sources, used, allow_synthetic_only_classes
         )
