@@ -36,7 +36,7 @@ from anomaly_vit.bench.throughput import (
     summarize,
 )
 from anomaly_vit.callbacks.metrics_writer import read_metrics_csv, write_metrics_csv
-from tests.conftest import ROOT, compose_config, run_cli
+from tests.helpers import ROOT, compose_config, run_cli
 
 ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "flops_share", "convergence_ratio",
             "peak_rss", "startup"]  # fmt: skip

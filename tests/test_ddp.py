@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.conftest import compose_config, run_cli
+from tests.helpers import compose_config, run_cli
 
 DDP = ["trainer=ddp_cpu", "debug=smoke", "callbacks.rollouts=null"]
 CONTRACT = ["checkpoints/last.ckpt", "checkpoints/best.ckpt", "checkpoints/epoch_0001.ckpt", "metrics.csv",

@@ -14,7 +14,7 @@ import torch
 from anomaly_vit.callbacks.curves import lineage_rows
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.run import apply_finetune
-from tests.conftest import compose_config, tensorboard_steps
+from tests.helpers import compose_config, tensorboard_steps
 
 
 def _model_like(checkpoint: dict, **changes) -> ViTClassifier:

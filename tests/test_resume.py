@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from anomaly_vit.resume import config_changes, hydra_subdir, resume_run_dir
-from tests.conftest import run_cli, tensorboard_steps
+from tests.helpers import run_cli, tensorboard_steps
 
 COMMON = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=4", "seed=7",
           "callbacks.rollouts=null", "model.net.drop_path_rate=0.1"]  # fmt: skip

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 HYDRA_FILES = [".hydra/config.yaml", ".hydra/overrides.yaml"]  # written by the CLI only
 CONTRACT = [
