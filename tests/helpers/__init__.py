@@ -3,7 +3,7 @@ and tiny models. Fixtures live in tests/conftest.py; everything else the tests s
 
 from tests.helpers.config import CONF, ROOT, compose_config
 from tests.helpers.data import SIZE_PX, image_file, mask_file, paired_tree, tiny, tiny_vit
-from tests.helpers.runs import run_cli, tensorboard_steps
+from tests.helpers.runs import run_cli, tensorboard_points, tensorboard_steps
 
 __all__ = [
     "CONF",
@@ -14,6 +14,7 @@ __all__ = [
     "mask_file",
     "paired_tree",
     "run_cli",
+    "tensorboard_points",
     "tensorboard_steps",
     "tiny",
     "tiny_vit",

@@ -41,3 +41,13 @@ def tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
         if tag in accumulator.Tags()["scalars"]:
             steps += [e.step for e in accumulator.Scalars(tag)]
     return sorted(steps)
+
+
+def tensorboard_points(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of scalar `tag` as TensorBoard shows the run's tensorboard/ folder: one
+    reader over every event file in order, so a resumed run's purge hides abandoned points."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"))
+    accumulator.Reload()
+    return [(e.step, e.value) for e in accumulator.Scalars(tag)]
