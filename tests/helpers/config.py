@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from anomaly_vit import CONF_DIR
-from anomaly_vit.compose import compose
+from anomaly_vit.compose import compose  # re-exported: compose(name, overrides) for any command
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = Path(CONF_DIR)
