@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from anomaly_vit.build import build_datamodule
 from anomaly_vit.data.image_io import BadImageError
-from anomaly_vit.run import UserError, build_datamodule
+from anomaly_vit.errors import UserError
 from anomaly_vit.train import train
 from tests.helpers import SIZE_PX, compose_config, paired_tree, tiny
 from tests.helpers.data import CLASSES

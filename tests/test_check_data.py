@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from anomaly_vit.build import build_datamodule
 from anomaly_vit.check_data import check_data
-from anomaly_vit.run import UserError, build_datamodule
+from anomaly_vit.errors import UserError
 from tests.helpers import compose_config, paired_tree, run_cli, tiny
 
 

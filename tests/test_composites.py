@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anomaly_vit.data.composites import CompositeSource, fuse, fuse_absdiff, fuse_mean, fuse_stack
 from anomaly_vit.data.records import SourceContext
 from anomaly_vit.data.sources import PairedFolderSource, SingleFolderSource, SourceError
+from anomaly_vit.data.synthetic.composites import (
+    CompositeSource,
+    fuse,
+    fuse_absdiff,
+    fuse_mean,
+    fuse_stack,
+)
 
 LEFT = np.array([[[10, 20, 30], [255, 0, 100]], [[0, 0, 0], [1, 2, 3]]], np.uint8)
 RIGHT = np.array([[[20, 20, 31], [0, 255, 100]], [[255, 255, 255], [2, 2, 2]]], np.uint8)

@@ -26,6 +26,12 @@ COMMANDS = ["train", "eval", "explain", "check_data", "bench"]
 # shares conf/hydra/default.yaml; training is the one that sweeps)
 HYDRA_GROUPS = ["hydra/launcher", "hydra/sweeper"]
 SWEEPING_COMMAND = "train"
+# options that ask the user for one key (`???`): where their data lives
+REQUIRED = {
+    ("data", "manifest"): ["data.manifest=/data/manifest.csv"],
+    ("data", "folder"): ["data.root=/data/images"],
+    ("data", "paired"): ["data.root=/data/rig"],
+}
 
 
 def _groups_of(command: str) -> dict[str, str]:
@@ -91,7 +97,8 @@ def test_every_group_of_every_command_is_covered():
 
 @pytest.mark.parametrize(("command", "group", "option"), CASES, ids=lambda v: str(v))
 def test_option_composes_resolves_and_its_targets_import(command, group, option, tmp_path: Path):
-    cfg = compose(command, [f"{group}={option}"], output_dir=tmp_path / "run")
+    required = REQUIRED.get((group, option), [])
+    cfg = compose(command, [f"{group}={option}", *required], output_dir=tmp_path / "run")
     assert cfg.hydra.runtime.choices[group] == option
     with read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.runtime.output_dir = str(tmp_path / "run")  # what a CLI run sets

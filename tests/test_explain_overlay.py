@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from anomaly_vit.explain.overlay import (
+from anomaly_vit.viz.overlays import (
     display_image,
     evolution_figure,
     figure_to_array,

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from anomaly_vit.callbacks.rng_state import collect_rng_states, set_rng_states
-from anomaly_vit.checkpoint_io import AtomicCheckpointIO
-from anomaly_vit.checkpoints import load_checkpoint
+from anomaly_vit.checkpointing.atomic_io import AtomicCheckpointIO
+from anomaly_vit.checkpointing.load import load_checkpoint
+from anomaly_vit.checkpointing.rng_state import collect_rng_states, set_rng_states
+from anomaly_vit.errors import UserError
 from anomaly_vit.model.module import ViTClassifier
-from anomaly_vit.run import UserError
 from anomaly_vit.train import train
 from tests.helpers import ROOT, compose_config, paired_tree, run_cli, tiny
 
@@ -38,7 +38,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_checkpoint(tmp_path, monkey
         handle.write(b"PK\x03\x04 half a checkpoint")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("anomaly_vit.checkpoint_io.torch.save", torn_save)
+    monkeypatch.setattr("anomaly_vit.checkpointing.atomic_io.torch.save", torn_save)
     with pytest.raises(OSError, match="No space left"):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, path)
     checkpoint = load_checkpoint(path)
@@ -48,7 +48,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_checkpoint(tmp_path, monkey
 
 SAVE_FOREVER = """
 import sys, torch
-from anomaly_vit.checkpoint_io import AtomicCheckpointIO
+from anomaly_vit.checkpointing.atomic_io import AtomicCheckpointIO
 io, n = AtomicCheckpointIO(), int(sys.argv[2])
 for round in range(1, 10_000):
     io.save_checkpoint({"state_dict": {"w": torch.full((n,), float(round))}, "round": round}, sys.argv[1])

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from anomaly_vit.callbacks.curves import lineage_rows
+from anomaly_vit.checkpointing.finetune import apply_finetune
 from anomaly_vit.model.module import ViTClassifier
-from anomaly_vit.run import apply_finetune
+from anomaly_vit.rundir import lineage_rows
 from tests.helpers import compose_config, tensorboard_steps
 
 

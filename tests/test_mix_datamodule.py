@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
-from anomaly_vit.run import build_datamodule
+from anomaly_vit.build import build_datamodule
 from tests.helpers import compose_config
 
 SAMPLES = 40

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anomaly_vit.data.painted import PaintedDefectSource, stable_seed
 from anomaly_vit.data.records import SourceContext
 from anomaly_vit.data.sources import SingleFolderSource, SourceError
+from anomaly_vit.data.synthetic.painted import PaintedDefectSource, stable_seed
 
 SIDE = 64
 GRAY = 128
@@ -52,7 +52,11 @@ def test_only_good_train_images_are_parents(tmp_path: Path) -> None:
 def test_mask_area_and_pixels(tmp_path: Path, kind: str) -> None:
     area = (0.01, 0.04)
     source = PaintedDefectSource(
-        base="real", kinds=[kind], variants_per_image=3, area_range=area, name="painted"
+        base="real",
+        kinds=[kind],
+        variants_per_image=3,
+        placement={"area_range": area},
+        name="painted",
     )
     for record in source.scan(_context(tmp_path)):
         image, mask = source.load(record)
@@ -79,7 +83,7 @@ def test_deterministic_per_seed_and_variant(tmp_path: Path) -> None:
 def test_stable_seed_is_the_same_in_another_process_and_differs_per_part() -> None:
     parts = (0, "g1", "single", 0, "crack")
     # another interpreter with another hash seed: hash() would differ there, the seed must not
-    code = "from anomaly_vit.data.painted import stable_seed; print(stable_seed(0, 'g1', 'single', 0, 'crack'))"
+    code = "from anomaly_vit.data.synthetic.painted import stable_seed; print(stable_seed(0, 'g1', 'single', 0, 'crack'))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
@@ -115,15 +119,23 @@ def test_no_good_train_images(tmp_path: Path) -> None:
 def test_config_errors() -> None:
     with pytest.raises(SourceError, match="kinds"):
         PaintedDefectSource(base="real", kinds=["dent"])
-    with pytest.raises(SourceError, match="scratch_length"):
-        PaintedDefectSource(base="real", scratch_length=[0.5, 0.2])
+    with pytest.raises(SourceError, match=r"data\.sources\.<name>\.scratch\.length"):
+        PaintedDefectSource(base="real", scratch={"length": [0.5, 0.2]})
+    with pytest.raises(SourceError, match=r"stain\.tint"):
+        PaintedDefectSource(base="real", stain={"tint": [0.5, 0.5]})
+    with pytest.raises(SourceError, match=r"crack\.wiggle is not a setting"):
+        PaintedDefectSource(base="real", crack={"wiggle": 1.0})
     with pytest.raises(SourceError, match="variants_per_image"):
         PaintedDefectSource(base="real", variants_per_image=0)
 
 
 def test_unreachable_area_is_a_clear_error(tmp_path: Path) -> None:
     source = PaintedDefectSource(
-        base="real", kinds=["stain"], stain_radius=[0.4, 0.5], max_tries=3, name="painted"
+        base="real",
+        kinds=["stain"],
+        stain={"radius": [0.4, 0.5]},
+        placement={"max_tries": 3},
+        name="painted",
     )
     record = source.scan(_context(tmp_path))[0]
     with pytest.raises(SourceError, match=r"area_range"):

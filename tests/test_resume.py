@@ -14,7 +14,7 @@ import lightning as L
 import pytest
 import torch
 
-from anomaly_vit.resume import config_changes, hydra_subdir, resume_run_dir
+from anomaly_vit.checkpointing.resume import config_changes, hydra_subdir, resume_run_dir
 from tests.helpers import run_cli, tensorboard_points, tensorboard_steps
 
 COMMON = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=4", "seed=7",

@@ -15,11 +15,12 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader
 
-from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter, read_metrics_csv
+from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
 from anomaly_vit.callbacks.rollouts import RolloutDumper, is_due, select_probes, spread
-from anomaly_vit.data.datamodule import CachedImages
+from anomaly_vit.data.cache import CachedImages, probe_pool
 from anomaly_vit.explain.scores import score_maps
 from anomaly_vit.model.module import ViTClassifier
+from anomaly_vit.rundir import read_metrics_csv
 
 CLASSES = ["good", "scratch"]
 IMG, PATCH = 32, 8
@@ -50,6 +51,9 @@ class TinyData(L.LightningDataModule):
             "train": CachedImages(images, labels, sources),
             "val": CachedImages(images, labels, sources, masks),
         }
+
+    def probe_pool(self, split: str, synthetic: bool):
+        return probe_pool(self.datasets[split], None, {}, synthetic, split)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.datasets["train"], batch_size=4)
@@ -203,7 +207,8 @@ def test_probes_are_real_per_class_masked_first():
     records = [SimpleNamespace(source=s, path=f"img{i}") for i, s in enumerate("rrrrrs")]
     sources = {"r": SimpleNamespace(synthetic=False), "s": SimpleNamespace(synthetic=True)}
     datamodule = SimpleNamespace(
-        datasets={"val": val}, classes=CLASSES, sources=sources, records_of_split={"val": records}
+        classes=CLASSES,
+        probe_pool=lambda split, synthetic: probe_pool(val, records, sources, synthetic, split),
     )
     probes = select_probes(datamodule, per_class=2, include_synthetic=False)
     assert probes.labels.tolist() == [0, 0, 1, 1]
@@ -225,7 +230,7 @@ def test_smoke_run_dumps_every_epoch(smoke_run):
 
 
 def test_synthetic_probes_come_from_synthetic_sources(smoke_run, tmp_path):
-    from anomaly_vit.run import build_datamodule
+    from anomaly_vit.build import build_datamodule
     from tests.helpers import compose_config
 
     root = smoke_run.parents[2]

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from anomaly_vit.data.composites import CompositeSource
-from anomaly_vit.data.painted import PaintedDefectSource
 from anomaly_vit.data.records import SourceContext
 from anomaly_vit.data.sources import ManifestSource, PairedFolderSource, SingleFolderSource
+from anomaly_vit.data.synthetic import CompositeSource, PaintedDefectSource
 from tests.helpers import image_file, mask_file
 from tests.helpers.source_contract import SourceCase, SourceContract
 

@@ -139,8 +139,9 @@ def test_single_folder_with_masks(tmp_path: Path) -> None:
     assert records[1].mask_path is None
     assert source.load(records[0])[1].sum() == 1
 
-    with pytest.raises(SourceError, match=r"data\.sources\.cam\.masks_root"):
-        SingleFolderSource(root=str(root), name="cam").scan(_context())  # 'masks' taken as class
+    # without masks_root, <root>/masks is the masks folder (not a class), as for paired cameras
+    default = SingleFolderSource(root=str(root), name="cam").scan(_context())
+    assert [(r.label, r.mask_path) for r in default] == [(r.label, r.mask_path) for r in records]
 
     with pytest.raises(FileNotFoundError, match=r"data\.sources\.cam\.masks_root"):
         SingleFolderSource(root=str(root), masks_root=str(tmp_path / "x"), name="cam").scan(None)

@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.confusion import confusion_rgb
+from anomaly_vit.viz.confusion import confusion_rgb
 
 EPOCH_SCALARS = (
     "train/loss",

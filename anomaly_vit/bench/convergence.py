@@ -21,7 +21,7 @@ from typing import Any
 import lightning as L
 
 from anomaly_vit.bench.system import run_with_peak_rss
-from anomaly_vit.callbacks.metrics_writer import read_metrics_csv
+from anomaly_vit.rundir import read_metrics_csv
 
 CLOCK_FILE = "bench_clock.csv"
 # metrics are float32: 0.9 is stored as 0.89999998, which still reaches a target of 0.9

@@ -120,7 +120,7 @@ class ThroughputSession:
             "num_workers": int(datamodule.num_workers),
             "samples_per_epoch": int(datamodule.samples_per_epoch),
             "steps_per_epoch": len(batches),
-            "augmentation": repr(datamodule.train_transform),
+            "augmentation": repr(datamodule.batch_augment),
             "torch_threads": torch.get_num_threads(),
         }
 

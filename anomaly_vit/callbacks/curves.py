@@ -11,7 +11,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from anomaly_vit.callbacks.metrics_writer import read_metrics_csv  # noqa: E402
+from anomaly_vit.rundir import (  # noqa: E402
+    CURVES_PNG,
+    METRICS_CSV,
+    atomic_write,
+    lineage_rows,
+    read_metrics_csv,
+)
 
 PANELS = (
     ("loss", ("train/loss", "val/loss")),
@@ -40,29 +46,10 @@ def plot_curves(
         ax.set_xlabel("epoch (global)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def lineage_rows(lineage: list[dict], metrics_file: str = "metrics.csv") -> list[dict[str, float]]:
-    """metrics.csv rows of the parent runs, each up to the global epoch its child started from.
-
-    Oldest first; an epoch is taken from the latest parent that covers it. A parent folder that
-    was moved or deleted is skipped (its curve is simply not drawn).
-    """
-    by_epoch: dict[float, dict[str, float]] = {}
-    for parent in lineage:
-        run_dir = parent.get("run_dir")
-        if not run_dir:
-            continue
-        for row in read_metrics_csv(Path(run_dir) / metrics_file):
-            if row["epoch"] <= parent.get("global_epoch", math.inf):
-                by_epoch[row["epoch"]] = row
-    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+    try:
+        return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=90))
+    finally:
+        plt.close(fig)
 
 
 class CurvesPlotter(L.Callback):
@@ -70,9 +57,9 @@ class CurvesPlotter(L.Callback):
 
     def __init__(
         self,
-        filename: str = "curves.png",
+        filename: str = CURVES_PNG,
         every_n_epochs: int = 1,
-        metrics_file: str = "metrics.csv",
+        metrics_file: str = METRICS_CSV,
     ) -> None:
         if every_n_epochs <= 0:
             raise ValueError(f"callbacks.curves.every_n_epochs must be >= 1, got {every_n_epochs}.")

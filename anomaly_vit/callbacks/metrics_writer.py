@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
@@ -13,32 +12,19 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from anomaly_vit.rundir import METRICS_CSV, read_metrics_csv, write_dict_rows
+
 log = logging.getLogger(__name__)
-
-
-def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a metrics.csv as floats (empty cells become NaN)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [
-            {k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()}
-            for row in csv.DictReader(handle)
-        ]
 
 
 def write_metrics_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Write rows atomically; columns are `epoch` first, then the sorted union of keys."""
-    path = Path(path)
     keys = sorted({k for row in rows for k in row} - {"epoch"})
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["epoch", *keys], restval="")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (int(v) if k == "epoch" else v) for k, v in row.items()})
-    tmp.replace(path)
+    write_dict_rows(
+        path,
+        ["epoch", *keys],
+        [{k: (int(v) if k == "epoch" else v) for k, v in r.items()} for r in rows],
+    )
 
 
 def purge_tensorboard_from(logger: object, step: int) -> None:
@@ -69,7 +55,7 @@ class EpochMetricsWriter(L.Callback):
     and at the last one (0: never). Drawing it (PIL) takes ~3 ms (`confusion_seconds`).
     """
 
-    def __init__(self, filename: str = "metrics.csv", confusion_every_n_epochs: int = 1) -> None:
+    def __init__(self, filename: str = METRICS_CSV, confusion_every_n_epochs: int = 1) -> None:
         if int(confusion_every_n_epochs) < 0:
             raise ValueError(
                 "callbacks.metrics_writer.confusion_every_n_epochs must be >= 0 (0: never), "
@@ -128,7 +114,7 @@ class EpochMetricsWriter(L.Callback):
         )
         if not matrix or not loggers or not every or not (is_last or epoch % every == 0):
             return
-        from anomaly_vit.confusion import confusion_rgb
+        from anomaly_vit.viz.confusion import confusion_rgb
 
         start = time.perf_counter()
         rgb = confusion_rgb(matrix, list(pl_module.classes), f"validation, global epoch {epoch}")

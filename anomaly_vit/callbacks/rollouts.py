@@ -1,6 +1,6 @@
 """`RolloutDumper`: attention maps of fixed validation probes every N epochs (PNG, npz, TB, metrics).
 
-Thin: maps come from `anomaly_vit.explain`, pictures from `anomaly_vit.explain.overlay`.
+Thin: maps come from `anomaly_vit.explain`, pictures from `anomaly_vit.viz.overlays`.
 
 - Probes: `probes_per_class` images per class from the REAL validation split with their masks
   (defective ones with a non-empty mask first), picked once at fit start by a seeded shuffle;
@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import re
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,12 +42,6 @@ from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.explain.inputs import resize_mask
-from anomaly_vit.explain.overlay import (
-    evolution_figure,
-    figure_to_array,
-    probe_grid_figure,
-)
 from anomaly_vit.explain.predict import (
     COUNT_KEYS,
     Explanation,
@@ -60,13 +51,25 @@ from anomaly_vit.explain.predict import (
     resolve_tolerance_px,
 )
 from anomaly_vit.explain.scores import CENTRE_BASELINE, RANDOM_BASELINE, score_with_baselines
-from anomaly_vit.run import write_json
+from anomaly_vit.rundir import (
+    EVOLUTION_PNG,
+    ROLLOUT_PATTERN,
+    ROLLOUTS_DIR,
+    TIMING_JSON,
+    atomic_write,
+    read_dumps,
+    rollout_file,
+    write_json,
+)
+from anomaly_vit.viz.overlays import (
+    evolution_figure,
+    figure_to_array,
+    probe_grid_figure,
+)
 
 log = logging.getLogger(__name__)
 
 KEY = "callbacks.rollouts"
-FILE_PATTERN = re.compile(r"epoch_(\d+)\.(png|npz)$")
-FILE_MODE = 0o644
 
 
 @dataclass
@@ -104,95 +107,36 @@ def _pick(
 def select_probes(
     datamodule: Any, per_class: int, include_synthetic: bool, seed: int = 0
 ) -> Probes | None:
-    """Probes from `datamodule.datasets["val"]` (real sources only), optionally synthetic ones.
-
-    Returns None when the datamodule has no cached validation set with masks.
-    """
-    datasets = getattr(datamodule, "datasets", None) or {}
-    val = datasets.get("val")
-    if val is None or getattr(val, "masks_nhw", None) is None or len(val) == 0:
+    """Probes from the real validation images (`datamodule.probe_pool`), optionally synthetic
+    training ones too. Returns None when the datamodule has no cached validation set with masks."""
+    pool = datamodule.probe_pool("val", synthetic=False)
+    if pool is None or len(pool) == 0:
         return None
-    sources = getattr(datamodule, "sources", {}) or {}
-    records = (getattr(datamodule, "records_of_split", {}) or {}).get("val")
     num_classes = len(datamodule.classes)
-
-    def is_synthetic(record: Any) -> bool:
-        return bool(getattr(sources.get(record.source), "synthetic", False))
-
-    real = [i for i in range(len(val)) if records is None or not is_synthetic(records[i])]
-    labels = [int(val.labels[i]) for i in real]
-    has_mask = [bool(val.masks_nhw[i].any()) for i in real]
-    chosen = [real[j] for j in _pick(labels, has_mask, per_class, num_classes, seed)]
-    images = [val.images_nchw[i] for i in chosen]
-    masks = [val.masks_nhw[i] for i in chosen]
-    out_labels = [int(val.labels[i]) for i in chosen]
-    paths = [records[i].path if records is not None else f"val[{i}]" for i in chosen]
-    synthetic = [False] * len(chosen)
+    pools = [(pool, False)]
     if include_synthetic:
-        for image, mask, label, path in _synthetic_probes(datamodule, per_class, seed):
-            images.append(image)
-            masks.append(mask)
-            out_labels.append(label)
-            paths.append(path)
-            synthetic.append(True)
+        pools.append((datamodule.probe_pool("train", synthetic=True), True))
+    images, masks, labels, paths, synthetic = [], [], [], [], []
+    for source_pool, is_synthetic in pools:
+        pool_labels = source_pool.labels
+        for j in _pick(pool_labels, source_pool.has_mask, per_class, num_classes, seed):
+            images.append(source_pool.image(j))
+            masks.append(source_pool.mask(j))
+            labels.append(pool_labels[j])
+            paths.append(source_pool.path(j))
+            synthetic.append(is_synthetic)
     return Probes(
         images=torch.stack(images),
-        labels=torch.tensor(out_labels, dtype=torch.long),
+        labels=torch.tensor(labels, dtype=torch.long),
         masks=torch.stack(masks).bool(),
         synthetic=torch.tensor(synthetic, dtype=torch.bool),
         paths=paths,
     )
 
 
-def _synthetic_probes(datamodule: Any, per_class: int, seed: int) -> list[tuple]:
-    """(image, mask, label, path) of synthetic training images, decoded like the cache does."""
-    train = datamodule.datasets.get("train")
-    records = datamodule.records_of_split.get("train", [])
-    sources = datamodule.sources
-    synthetic = [i for i, r in enumerate(records) if sources[r.source].synthetic]
-    class_index = {c: i for i, c in enumerate(datamodule.classes)}
-    labels = [class_index[records[i].label] for i in synthetic]
-    has_mask = [records[i].mask_path is not None for i in synthetic]
-    size_hw = tuple(train.images_nchw.shape[-2:])
-    probes = []
-    for j in _pick(labels, has_mask, per_class, len(datamodule.classes), seed):
-        index = synthetic[j]
-        record = records[index]
-        _, mask = sources[record.source].load(record)
-        mask_hw = np.zeros(size_hw, dtype=bool) if mask is None else resize_mask(mask, size_hw)
-        image = train.images_nchw[index]  # the cached, un-augmented image
-        probes.append((image, torch.from_numpy(mask_hw), labels[j], record.path))
-    return probes
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call `write(handle)` on a temporary file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_png(array_hw3: np.ndarray, path: Path) -> None:
     """Write an HxWx3 uint8 array as a PNG, atomically."""
-    _atomic_write(path, lambda handle: Image.fromarray(array_hw3).save(handle, format="PNG"))
-
-
-def read_dumps(folder: Path) -> dict[int, dict[str, np.ndarray]]:
-    """Every `epoch_XXXX.npz` in `folder`, by global epoch."""
-    dumps = {}
-    for path in sorted(folder.glob("epoch_*.npz")):
-        match = FILE_PATTERN.search(path.name)
-        if match:
-            with np.load(path) as data:
-                dumps[int(match.group(1))] = {key: data[key] for key in data.files}
-    return dumps
+    atomic_write(path, lambda handle: Image.fromarray(array_hw3).save(handle, format="PNG"))
 
 
 def spread(values: Sequence[int], max_count: int) -> list[int]:
@@ -221,7 +165,7 @@ class RolloutDumper(L.Callback):
         panel_in: float = 2.0,
         dpi: int = 100,
         render_in_background: bool = True,
-        dirname: str = "rollouts",
+        dirname: str = ROLLOUTS_DIR,
         seed: int = 0,
     ) -> None:
         for key, value in (
@@ -316,7 +260,7 @@ class RolloutDumper(L.Callback):
         self.write_evolution(trainer)
         total = sum(self.dump_seconds.values())
         write_json(
-            self.folder(trainer) / "timing.json",
+            self.folder(trainer) / TIMING_JSON,
             {
                 "dumps": len(self.dump_seconds),
                 "dump_seconds": {str(k): v for k, v in self.dump_seconds.items()},
@@ -355,7 +299,7 @@ class RolloutDumper(L.Callback):
         )
         scalars = self._scores(pl_module, explanation.maps)
         folder = self.folder(trainer)
-        self._save_npz(folder / f"epoch_{epoch:04d}.npz", epoch, pl_module, explanation)
+        self._save_npz(folder / rollout_file(epoch, "npz"), epoch, pl_module, explanation)
         job = functools.partial(
             self._draw_grid, trainer, list(pl_module.classes), explanation, epoch, scalars.copy()
         )
@@ -382,7 +326,7 @@ class RolloutDumper(L.Callback):
     ) -> None:
         start = time.perf_counter()
         grid = self._render(self._grid_figure(classes, explanation, epoch, scalars))
-        save_png(grid, self.folder(trainer) / f"epoch_{epoch:04d}.png")
+        save_png(grid, self.folder(trainer) / rollout_file(epoch, "png"))
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(
@@ -463,7 +407,7 @@ class RolloutDumper(L.Callback):
         for kind in self.kinds:
             arrays[f"maps_{kind}"] = explanation.maps[kind].numpy()
             arrays[f"grids_{kind}"] = explanation.grids[kind].numpy()
-        _atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
+        atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
 
     @staticmethod
     def _hand_over(trainer: L.Trainer, scalars: dict[str, float], epoch: int) -> None:
@@ -499,7 +443,7 @@ class RolloutDumper(L.Callback):
             panel_in=self.panel_in,
         )
         array = self._render(figure)
-        path = self.folder(trainer) / "evolution.png"
+        path = self.folder(trainer) / EVOLUTION_PNG
         save_png(array, path)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -514,6 +458,6 @@ class RolloutDumper(L.Callback):
         if not folder.is_dir():
             return
         for path in folder.iterdir():
-            match = FILE_PATTERN.search(path.name)
+            match = ROLLOUT_PATTERN.search(path.name)
             if match and int(match.group(1)) >= first_epoch:
                 path.unlink()

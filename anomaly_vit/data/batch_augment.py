@@ -75,11 +75,16 @@ class BatchAugment(torch.nn.Module):
             self._grid_key, self._grid = key, grid.to(like.device)
         return self._grid
 
-    def forward(self, images_nchw: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images_nchw: torch.Tensor, masks_nhw: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Augmented images; with `masks_nhw`, (images, masks) with every mask moved exactly as
+        its image (same flips and warp, nearest sampling; colour leaves masks alone)."""
         x = images_nchw.float()
+        m = None if masks_nhw is None else masks_nhw.unsqueeze(1).float()
         n, _, height, width = x.shape
         if n == 0:
-            return x
+            return x if m is None else (x, masks_nhw)
         sx = self._signs(n, self.hflip, x) if self.hflip > 0 else None
         sy = self._signs(n, self.vflip, x) if self.vflip > 0 else None
         if self.degrees > 0 or self.translate > 0:
@@ -101,15 +106,22 @@ class BatchAugment(torch.nn.Module):
             grid = self._base_grid(height, width, x) @ theta.permute(2, 0, 1).reshape(3, 2 * n)
             grid = grid.view(height, width, n, 2).permute(2, 0, 1, 3)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            if m is not None:
+                m = F.grid_sample(
+                    m, grid, mode="nearest", padding_mode="zeros", align_corners=False
+                )
         else:
             if sx is not None:
                 x = torch.where(sx.view(n, 1, 1, 1) < 0, x.flip(-1), x)
+                m = None if m is None else torch.where(sx.view(n, 1, 1, 1) < 0, m.flip(-1), m)
             if sy is not None:
                 x = torch.where(sy.view(n, 1, 1, 1) < 0, x.flip(-2), x)
+                m = None if m is None else torch.where(sy.view(n, 1, 1, 1) < 0, m.flip(-2), m)
         if self.brightness > 0 or self.contrast > 0:
             # brightness b then contrast c about the image mean, in one pass:
             # (b x - b m) c + b m = (b c) x + b m (1 - c)
             b, c = self._factors(n, self.brightness, x), self._factors(n, self.contrast, x)
             mean = x.mean(dim=(1, 2, 3)) if self.contrast > 0 else 0.0  # c = 1: mean unused
             x = torch.addcmul((b * mean * (1 - c)).view(n, 1, 1, 1), x, (b * c).view(n, 1, 1, 1))
-        return x.clamp_(0, 255)
+        x = x.clamp_(0, 255)
+        return x if m is None else (x, m.squeeze(1) > 0.5)

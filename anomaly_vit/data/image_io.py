@@ -215,9 +215,21 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     else:
         mask = to_rgb_array(img, path).any(axis=2)
     if size is not None and tuple(mask.shape) != tuple(size):
-        height, width = (int(s) for s in size)
-        resized = Image.fromarray(mask.astype(np.uint8) * UINT8_MAX).resize(
-            (width, height), Image.Resampling.NEAREST
-        )
-        mask = np.asarray(resized) > 0
+        mask = resize_mask(mask, (int(size[0]), int(size[1])))
     return mask
+
+
+def resize_image(image_hw3: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """A uint8 HxWx3 image resized to `size_hw` with bilinear filtering (how every image the
+    model sees is brought to its input size)."""
+    height, width = size_hw
+    return np.asarray(Image.fromarray(image_hw3).resize((width, height), Image.BILINEAR))
+
+
+def resize_mask(mask_hw: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """A bool HxW mask resized to `size_hw` with nearest-neighbour sampling."""
+    height, width = size_hw
+    resized = Image.fromarray(mask_hw.astype(np.uint8) * UINT8_MAX).resize(
+        (width, height), Image.NEAREST
+    )
+    return np.asarray(resized) > 0

@@ -21,14 +21,15 @@ TensorBoard, `problem_lines` the loud summary of a training run.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from anomaly_vit.rundir import DATA_REPORT_JSON, write_json
+
 SPLITS = ("train", "val", "test")
-REPORT_FILE = "data_report.json"
+REPORT_FILE = DATA_REPORT_JSON
 MAX_SHOWN = 10  # rows of each problem table / entries of each summary line before "... and N more"
 LOG_WIDTH = 160  # console width when the output is a file or a pipe, not a terminal
 
@@ -152,6 +153,10 @@ def build_report(datamodule: Any) -> dict[str, Any]:
         "duplicates": duplicates,
         "missing_classes": {split: cls for split, cls in missing.items() if cls},
     }
+    balance, why = dm.balance
+    report["task"] = dm.task.value
+    report["labels_in_files"] = dm.index.original_labels  # per source, before data.task maps them
+    report["balance"] = {"mode": balance.value, "reason": why, "train_counts": dm.real_train_counts}
     report["problems"] = problem_counts(report)
     return report
 
@@ -209,12 +214,7 @@ def problem_lines(report: dict[str, Any]) -> list[str]:
 
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
     """Write the report as JSON, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str))
-    tmp.replace(path)
-    return path
+    return write_json(path, report, finite=False)
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -225,6 +225,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         used[row["split"]] += row["images"]
     lines = [
         "images used: " + ", ".join(f"{split} {used[split]}" for split in SPLITS),
+        "",
+        f"task: {report['task']}; balance: {report['balance']['reason']}",
         "",
         "problems: " + ", ".join(f"{k} {v}" for k, v in problems.items()),
         "",

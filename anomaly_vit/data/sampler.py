@@ -35,6 +35,10 @@ class MixSampler(Sampler[int]):
     the source is exhausted, so a small source repeats evenly. Indices of a source with weight 0
     are never yielded. The order depends only on (seed, epoch): call `set_epoch` (Lightning does)
     and a resumed run sees the same batches as an uninterrupted one.
+
+    With `label_of_index` (class-balanced draws), each source's quota is split equally over
+    the classes that source has, each class drawn like a source: the mix shares still hold
+    exactly, and inside each share a rare class is seen as often as a common one.
     """
 
     def __init__(
@@ -43,11 +47,13 @@ class MixSampler(Sampler[int]):
         weights: Mapping[str, float],
         samples_per_epoch: int,
         seed: int = 0,
+        label_of_index: Mapping[int, int] | None = None,
     ) -> None:
         missing = [name for name, w in weights.items() if w > 0 and not indices_by_source.get(name)]
         if missing:
             raise ValueError(f"sources {missing} have a weight > 0 but no training images")
         self.indices_by_source = {name: list(ix) for name, ix in indices_by_source.items()}
+        self.label_of_index = dict(label_of_index) if label_of_index is not None else None
         self.counts = counts_per_source(weights, samples_per_epoch)
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
@@ -67,10 +73,23 @@ class MixSampler(Sampler[int]):
             if count == 0:
                 continue
             pool = self.indices_by_source[name]
-            n_rounds = -(-count // len(pool))
-            order = torch.cat(
-                [torch.randperm(len(pool), generator=generator) for _ in range(n_rounds)]
-            )
-            drawn.extend(pool[i] for i in order[:count].tolist())
+            if self.label_of_index is None:
+                drawn.extend(_draw(pool, count, generator))
+                continue
+            by_label: dict[int, list[int]] = {}
+            for i in pool:
+                by_label.setdefault(self.label_of_index[i], []).append(i)
+            quotas = counts_per_source({str(k): 1.0 for k in sorted(by_label)}, count)
+            for label in sorted(by_label):
+                drawn.extend(_draw(by_label[label], quotas[str(label)], generator))
         shuffle = torch.randperm(len(drawn), generator=generator).tolist()
         return iter([drawn[i] for i in shuffle])
+
+
+def _draw(pool: Sequence[int], count: int, generator: torch.Generator) -> list[int]:
+    """`count` members of `pool`, without replacement until it is exhausted, then anew."""
+    if count == 0:
+        return []
+    n_rounds = -(-count // len(pool))
+    order = torch.cat([torch.randperm(len(pool), generator=generator) for _ in range(n_rounds)])
+    return [pool[i] for i in order[:count].tolist()]

@@ -1,6 +1,6 @@
 """Where the model looks: attention capture, rollout and relevance maps, localisation scores.
 
-`attention_maps` is the entry point; the pictures live in `anomaly_vit.explain.overlay`
+`attention_maps` is the entry point; the pictures live in `anomaly_vit.viz.overlays`
 (imported separately, it pulls in matplotlib).
 """
 

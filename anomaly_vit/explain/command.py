@@ -14,7 +14,6 @@ writes into its run dir (outputs/runs/<time>_explain/):
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from anomaly_vit.errors import task_wrapper
 from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input
-from anomaly_vit.explain.overlay import probe_grid_figure, save_figure
 from anomaly_vit.explain.predict import (
     Explanation,
     check_kinds,
@@ -42,7 +41,8 @@ from anomaly_vit.explain.scores import (
     centre_prior_maps,
     random_maps,
 )
-from anomaly_vit.run import task_wrapper, write_json
+from anomaly_vit.rundir import PREDICTIONS_CSV, SUMMARY_JSON, write_dict_rows, write_json
+from anomaly_vit.viz.overlays import probe_grid_figure, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +241,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     if not rows:
         raise ValueError(f"input={cfg.input}: no image could be read ({len(skipped)} skipped).")
     columns = [*BASE_COLUMNS, *(f"{kind}/{name}" for kind in kinds for name in SCORE_NAMES)]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with (output_dir / "predictions.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_dict_rows(output_dir / PREDICTIONS_CSV, columns, rows)
     masked = [s for s, row in zip(score_rows, rows, strict=True) if row["has_mask"] and s]
     summary = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
@@ -261,6 +257,6 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         **_accuracies(rows, model.classes, model.classes[model.good_index]),
         "scores": _mean_scores(masked, [*kinds, RANDOM_BASELINE, CENTRE_BASELINE]),
     }
-    write_json(output_dir / "summary.json", summary)
+    write_json(output_dir / SUMMARY_JSON, summary)
     print(f"\nExplanations of {len(rows)} image(s) written to {output_dir}")
     return summary

@@ -23,16 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from anomaly_vit.data.image_io import IMAGE_EXTENSIONS, is_image_file, load_mask, load_rgb
+from anomaly_vit.data.image_io import (
+    IMAGE_EXTENSIONS,
+    is_image_file,
+    load_mask,
+    load_rgb,
+    resize_image,
+    resize_mask,
+)
 from anomaly_vit.data.sources import ManifestSource
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".csv"
 DEFAULT_MASKS_DIR = "masks"
-UINT8_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -50,21 +55,6 @@ class _InputManifest(ManifestSource):
 
     def key(self, param: str) -> str:
         return "input"
-
-
-def resize_image(image_hw3: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """A uint8 HxWx3 image resized to `size_hw` with bilinear filtering, as the datamodule does."""
-    height, width = size_hw
-    return np.asarray(Image.fromarray(image_hw3).resize((width, height), Image.BILINEAR))
-
-
-def resize_mask(mask_hw: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """A bool HxW mask resized to `size_hw` with nearest-neighbour sampling."""
-    height, width = size_hw
-    resized = Image.fromarray(mask_hw.astype(np.uint8) * UINT8_MAX).resize(
-        (width, height), Image.NEAREST
-    )
-    return np.asarray(resized) > 0
 
 
 def load_input(item: InputImage, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from anomaly_vit.checkpoints import load_checkpoint
+from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.explain.capture import find_vision_transformer
 from anomaly_vit.explain.maps import attention_maps
 from anomaly_vit.explain.scores import score_maps

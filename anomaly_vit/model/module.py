@@ -19,7 +19,15 @@ from torchmetrics.classification import (
 )
 from torchmetrics.functional.classification import binary_roc
 
+from anomaly_vit.data.labels import enum_value
 from anomaly_vit.model.factory import create_vit
+from anomaly_vit.model.mask_guidance import (
+    Decision,
+    MaskSources,
+    TokenDefectHead,
+    pool_mask_to_grid,
+    token_mask_loss,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,6 +72,7 @@ class ViTClassifier(L.LightningModule):
         std: tuple[float, float, float] = IMAGENET_STD,
         epoch_offset: int = 0,
         name: str = "vit",
+        mask_loss: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -72,6 +81,19 @@ class ViTClassifier(L.LightningModule):
             raise ValueError(f"good_class={good_class!r} is not among the classes {self.classes}.")
         self.good_index = self.classes.index(good_class)
         self.net = create_vit(num_classes=len(self.classes), **net)
+        guidance = {"weight": 0.0, "sources": "both", "decision": "head"} | dict(mask_loss or {})
+        self.mask_loss_weight = float(guidance["weight"])
+        if self.mask_loss_weight < 0:
+            raise ValueError(f"model.mask_loss.weight must be >= 0, got {self.mask_loss_weight}.")
+        self.mask_sources = enum_value(MaskSources, guidance["sources"], "model.mask_loss.sources")
+        self.decision = enum_value(Decision, guidance["decision"], "model.mask_loss.decision")
+        if self.decision is not Decision.HEAD and self.mask_loss_weight == 0:
+            raise ValueError(
+                f"model.mask_loss.decision={self.decision.value} reads token scores, which only "
+                "the mask loss trains: set model.mask_loss.weight > 0 or decision=head."
+            )
+        # built only when used, so weight 0 draws no extra random numbers (today's run exactly)
+        self.token_head = TokenDefectHead(self.net.embed_dim) if self.mask_loss_weight > 0 else None
         self.optimizer_cfg = {"lr": 1e-3, "weight_decay": 0.05, "opt": "adamw"} | dict(
             optimizer or {}
         )
@@ -117,8 +139,38 @@ class ViTClassifier(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(self.normalize(images))
 
-    def defect_score(self, logits: torch.Tensor) -> torch.Tensor:
-        return 1.0 - logits.float().softmax(dim=-1)[:, self.good_index]
+    def forward_with_tokens(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Class logits and, with the mask loss on, one defect logit per patch token (B, N)."""
+        if self.token_head is None:
+            return self(images), None
+        features = self.net.forward_features(self.normalize(images))
+        tokens = self.token_head(features[:, self.net.num_prefix_tokens :])
+        return self.net.forward_head(features), tokens
+
+    def defect_score(
+        self, logits: torch.Tensor, token_logits: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """P(defect) of each image as `model.mask_loss.decision` reads it."""
+        head = 1.0 - logits.float().softmax(dim=-1)[:, self.good_index]
+        if token_logits is None or self.decision is Decision.HEAD:
+            return head
+        tokens = token_logits.float().amax(dim=1).sigmoid()
+        return tokens if self.decision is Decision.TOKENS else 0.5 * (head + tokens)
+
+    def _mask_loss(
+        self, batch: dict[str, torch.Tensor], token_logits: torch.Tensor
+    ) -> torch.Tensor:
+        if "mask" not in batch:
+            raise ValueError(
+                "model.mask_loss.weight > 0 needs the training masks: set data.train_masks=true."
+            )
+        known = batch["mask_known"]
+        if self.mask_sources is MaskSources.REAL:
+            known = known & ~batch["synthetic"]
+        elif self.mask_sources is MaskSources.SYNTHETIC:
+            known = known & batch["synthetic"]
+        targets = pool_mask_to_grid(batch["mask"], self.net.patch_embed.grid_size)
+        return token_mask_loss(token_logits, targets, known)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(
@@ -127,8 +179,10 @@ class ViTClassifier(L.LightningModule):
 
     # ----------------------------------------------------------------------------- training
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["image"])
+        logits, token_logits = self.forward_with_tokens(batch["image"])
         loss = self._loss(logits, batch["label"])
+        if token_logits is not None:
+            loss = loss + self.mask_loss_weight * self._mask_loss(batch, token_logits)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite training loss {loss.item()} at global epoch {self.global_epoch}, "
@@ -161,14 +215,15 @@ class ViTClassifier(L.LightningModule):
 
     # --------------------------------------------------------------------------- evaluation
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        logits = self(batch["image"])
+        logits, token_logits = self.forward_with_tokens(batch["image"])
         labels = batch["label"]
         is_defect = (labels != self.good_index).long()
-        scores = self.defect_score(logits)
+        scores = self.defect_score(logits, token_logits)
         getattr(self, f"{stage}_loss").update(self._loss(logits, labels), weight=len(labels))
-        getattr(self, f"{stage}_metrics").update(logits, labels)
+        predictions = self._predict(logits, scores)
+        getattr(self, f"{stage}_metrics").update(predictions, labels)
         getattr(self, f"{stage}_auroc").update(scores, is_defect)
-        getattr(self, f"{stage}_confusion").update(logits, labels)
+        getattr(self, f"{stage}_confusion").update(predictions, labels)
         if stage == "val":
             self.val_scores.update(scores)
             self.val_is_defect.update(is_defect)
@@ -178,8 +233,28 @@ class ViTClassifier(L.LightningModule):
             )
         return logits
 
+    @property
+    def thresholds_scores(self) -> bool:
+        """A good/defect model whose defect score reads token scores decides by its threshold
+        (chosen on validation), not by the class head's argmax."""
+        return len(self.classes) == 2 and self.decision is not Decision.HEAD
+
+    def _predict(self, logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Class predictions: the head's argmax, or the thresholded defect score."""
+        if not self.thresholds_scores:
+            return logits
+        defect_index = 1 - self.good_index
+        return torch.where(scores >= self.defect_threshold, defect_index, self.good_index)
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._eval_step(batch, "val")
+
+    def _metrics_at_threshold(self, scores: torch.Tensor, is_defect: torch.Tensor) -> dict:
+        """val accuracy, balanced accuracy and F1 at this epoch's new threshold."""
+        labels = torch.where(is_defect.bool(), 1 - self.good_index, self.good_index)
+        predictions = self._predict(scores.new_zeros(0), scores)
+        metrics = _class_metrics(2).clone(prefix="val/").to(scores.device)
+        return {k: float(v) for k, v in metrics(predictions, labels).items()}
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._compute_eval("val")
@@ -194,6 +269,8 @@ class ViTClassifier(L.LightningModule):
             fpr, tpr, thresholds = binary_roc(scores, is_defect.long())
             best = torch.argmax(tpr - fpr)
             self.defect_threshold.fill_(float(thresholds[best].clamp(0.0, 1.0)))
+            if self.thresholds_scores:
+                metrics.update(self._metrics_at_threshold(scores, is_defect))
         metrics["val/defect_threshold"] = float(self.defect_threshold)
         self.log_dict(
             {k: v for k, v in metrics.items() if k != "val/confusion"},
@@ -230,6 +307,8 @@ class ViTClassifier(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = dict(self.optimizer_cfg)
         optimizer = create_optimizer_v2(self.net, **cfg)
+        if self.token_head is not None:  # the mask loss's head learns with the same settings
+            optimizer.add_param_group({"params": list(self.token_head.parameters())})
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
         warmup_steps = int(self.scheduler_cfg["warmup_epochs"] * steps_per_epoch)

@@ -11,8 +11,6 @@ metric per value of the other swept keys. A job without summary.json is listed a
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -22,7 +20,9 @@ from typing import Any
 
 import yaml
 
-CSV_NAME, MD_NAME, PLOT_NAME = "sweep_summary.csv", "sweep_summary.md", "sweep.png"
+from anomaly_vit import rundir
+
+CSV_NAME, MD_NAME, PLOT_NAME = rundir.SWEEP_CSV, rundir.SWEEP_MD, rundir.SWEEP_PNG
 DEFAULT_METRIC = "test/balanced_acc"
 TABLE_METRICS = ("test/balanced_acc", "test/auroc", "test/f1", "test/acc")
 MAX_LINES = 8  # more groups than this are drawn as points coloured by value, not as lines
@@ -70,10 +70,12 @@ def read_jobs(sweep_dir: str | Path) -> list[Job]:
     for folder in sorted(
         (p.parents[1] for p in sweep_dir.glob("*/.hydra/overrides.yaml")), key=_order
     ):
-        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+        overrides = (
+            yaml.safe_load((folder / rundir.HYDRA_DIR / rundir.OVERRIDES_FILE).read_text()) or []
+        )
         job = Job(folder.name, folder, dict(_override_pair(o) for o in overrides))
         try:
-            job.metrics = _job_metrics(json.loads((folder / "summary.json").read_text()))
+            job.metrics = _job_metrics(rundir.read_json(folder / rundir.SUMMARY_JSON))
         except (OSError, ValueError):
             job.failed = True
         jobs.append(job)
@@ -133,15 +135,12 @@ def group_jobs(jobs: Sequence[Job], keys: Sequence[str]) -> list[Group]:
 def write_csv(jobs: Sequence[Job], keys: Sequence[str], path: Path) -> Path:
     """One row per job: job, status, the swept values, every metric, the job folder."""
     metrics = sorted({m for job in jobs for m in job.metrics})
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["job", "status", *keys, *metrics, "run_dir"])
-        for job in jobs:
-            writer.writerow([
-                job.name, "failed" if job.failed else "ok", *(job.overrides.get(k, "") for k in keys),
-                *(job.metrics.get(m, "") for m in metrics), str(job.path),
-            ])  # fmt: skip
-    return path
+    rows = (
+        [job.name, "failed" if job.failed else "ok", *(job.overrides.get(k, "") for k in keys),
+         *(job.metrics.get(m, "") for m in metrics), str(job.path)]
+        for job in jobs
+    )  # fmt: skip
+    return rundir.write_csv(path, ["job", "status", *keys, *metrics, "run_dir"], rows)
 
 
 def _cell(mean: float, std: float, n: int) -> str:
@@ -247,9 +246,10 @@ def plot(
     ax.grid(alpha=0.3)
     if hue_keys and len(hues) <= MAX_LINES:
         ax.legend(fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return rundir.atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def write_report(
@@ -264,7 +264,7 @@ def write_report(
         "md": sweep_dir / MD_NAME,
         "png": plot(jobs, keys, seed_keys, metric, sweep_dir / PLOT_NAME),
     }
-    paths["md"].write_text(markdown(jobs, keys, seed_keys, metric, str(sweep_dir)))
+    rundir.write_text(paths["md"], markdown(jobs, keys, seed_keys, metric, str(sweep_dir)))
     return paths
 
 

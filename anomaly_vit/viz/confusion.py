@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
+from anomaly_vit.rundir import atomic_write  # noqa: E402
+
 
 def confusion_figure(matrix: list[list[int]] | np.ndarray, classes: list[str], title: str = ""):
     """Rows are true classes, columns predicted; colour is the row-normalised share."""
@@ -42,10 +44,10 @@ def confusion_figure(matrix: list[list[int]] | np.ndarray, classes: list[str], t
 
 def save_confusion(matrix, classes: list[str], path: str | Path, title: str = "") -> Path:
     fig = confusion_figure(matrix, classes, title)
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def confusion_rgb(matrix, classes: list[str], title: str = "", cell: int = 44) -> np.ndarray:

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from anomaly_vit.data.image_io import UINT8_MAX
-from anomaly_vit.data.records import VIEWS_PAIRED, Record, Source, SourceContext
-from anomaly_vit.data.sources import BaseSource, SourceError, listing
+from anomaly_vit.data.records import VIEWS_PAIRED, Record, SourceContext
+from anomaly_vit.data.sources.base import SourceError, listing
+from anomaly_vit.data.synthetic.derived import DerivedSource
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2, as in PIL's convert("L")
 PATH_SEPARATOR = "|"
@@ -78,7 +79,7 @@ def union_mask(masks: Sequence[np.ndarray | None]) -> np.ndarray | None:
     return np.logical_or.reduce(present) if present else None
 
 
-class CompositeSource(BaseSource):
+class CompositeSource(DerivedSource):
     """One synthetic record per fusion mode for every item of `base` with a left and right view.
 
     Records: view = mode, item_id and label = the parents', parents = (left, right). Items with
@@ -93,8 +94,7 @@ class CompositeSource(BaseSource):
         synthetic: bool = True,
         weight: float = 1.0,
     ) -> None:
-        super().__init__(name=name, synthetic=synthetic, weight=weight)
-        self.base = str(base)
+        super().__init__(base, name=name, synthetic=synthetic, weight=weight)
         self.modes = tuple(str(m) for m in modes)
         unknown = [m for m in self.modes if m not in FUSIONS]
         if unknown or not self.modes or len(set(self.modes)) != len(self.modes):
@@ -103,19 +103,10 @@ class CompositeSource(BaseSource):
                 f"modes {sorted(FUSIONS)}" + (f" (unknown: {unknown})" if unknown else "")
             )
         self.skipped: list[str] = []
-        self._base_source: Source | None = None
-        self._cache: tuple[tuple[Record, Record], tuple] | None = None
 
     def scan(self, context: SourceContext) -> list[Record]:
-        if self.base not in context.records or self.base not in context.sources:
-            raise SourceError(
-                f"{self.key('base')} = '{self.base}' is not a scanned source (known: "
-                f"{sorted(context.records)}); name an existing source listed before this one"
-            )
-        self._base_source = context.sources[self.base]
-        self._cache = None
         views_of: dict[str, dict[str, Record]] = {}
-        for record in context.records[self.base]:
+        for record in self.base_records(context):
             if record.view not in VIEWS_PAIRED:
                 continue
             views = views_of.setdefault(record.item_id, {})
@@ -166,15 +157,8 @@ class CompositeSource(BaseSource):
 
     def load(self, record: Record) -> tuple[np.ndarray, np.ndarray | None]:
         """Fuse the parents' pixels (loaded through the base source) with `record.view`."""
-        if self._base_source is None:
-            raise RuntimeError(f"source '{self.name}': call scan() before load()")
         left, right = record.parents
-        if self._cache is None or self._cache[0] != (left, right):
-            self._cache = (
-                (left, right),
-                (self._base_source.load(left), self._base_source.load(right)),
-            )
-        (left_image, left_mask), (right_image, right_mask) = self._cache[1]
+        (left_image, left_mask), (right_image, right_mask) = self.load_parents((left, right))
         if left_image.shape != right_image.shape:
             raise SourceError(
                 f"composite of item '{record.item_id}': '{left.path}' is "

@@ -2,7 +2,7 @@
 
 Matplotlib with the Agg canvas only (no pyplot, no global figure state, safe in callbacks and
 headless runs). Figures are returned; `figure_to_array` turns one into an HxWx3 uint8 array for
-TensorBoard and `save_figure` writes one atomically (temporary file, then `os.replace`).
+TensorBoard and `save_figure` writes one atomically (`rundir.atomic_write`).
 
 Inputs may be numpy arrays or torch tensors. Images: [C, H, W] (C = 1 or 3), [H, W, C] or
 [H, W]; uint8 is read as 0..255, float images outside [0, 1] (e.g. normalised) are min-max
@@ -14,7 +14,6 @@ map's contrast (max / min; 1 = flat).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,13 +25,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from anomaly_vit.explain.scores import map_contrast
+from anomaly_vit.rundir import atomic_write
 
 ArrayLike = np.ndarray | torch.Tensor
 RGB_CHANNELS = 3
 UINT8_MAX = 255
 MASK_LEVEL = 0.5  # contour level between the 0 and 1 of a mask
 CAPTION_SPACE = 0.15  # extra figure height per row for captions, as a share of a panel
-FILE_MODE = 0o644  # mkstemp creates files 0600; figures are for everyone who reads the run
 
 
 def to_numpy(array: ArrayLike) -> np.ndarray:
@@ -247,13 +246,5 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".") or "png"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=dpi)
-        os.chmod(tmp_name, FILE_MODE)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=dpi))
     return path

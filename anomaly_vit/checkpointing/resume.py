@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from anomaly_vit.checkpoints import load_checkpoint
+from anomaly_vit.checkpointing.load import load_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""File-based image sources: paired left/right folders, class folders and CSV manifests.
+"""Folder sources: paired left/right camera folders and single class folders.
 
 Each source lists `Record`s cheaply (`scan`) and decodes one record to pixels (`load`, via
 `image_io`). Constructor arguments come from the Hydra config (`data.sources.<name>`), so they
@@ -12,7 +12,6 @@ Item ids (the unit of the train/val/test split):
   ``"<name>:"`` (e.g. ``renders:0001``), so its images never join a real item's split by a chance
   name clash. Set ``item_id_prefix: ""`` when the files are named after the real items they were
   made from: they then share those items' split, which is what prevents leaks.
-- A manifest gives item ids explicitly and they are used as written.
 
 What a scan finds wrong but can skip (a folder named like an image) goes to `bad_files`; every
 file `load` decodes leaves an `ImageInfo` in `file_info`: the datamodule's data report reads both.
@@ -20,78 +19,23 @@ file `load` decodes leaves an `ImageInfo` in `file_info`: the datamodule's data 
 
 from __future__ import annotations
 
-import csv
 import difflib
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from anomaly_vit.data.image_io import (
-    IMAGE_EXTENSIONS,
-    ImageInfo,
-    is_image_file,
-    load_mask,
-    load_rgb_info,
-)
+from anomaly_vit.data.image_io import IMAGE_EXTENSIONS, is_image_file
 from anomaly_vit.data.records import VIEWS_PAIRED, Record, SourceContext
+from anomaly_vit.data.sources.base import VIEW_SINGLE, BaseSource, SourceError, listing
 
 log = logging.getLogger(__name__)
 
-VIEW_SINGLE = "single"
 UNPAIRED_POLICIES = ("keep", "drop", "error")
-MANIFEST_REQUIRED_COLUMNS = ("path", "label", "item_id")
-MANIFEST_OPTIONAL_COLUMNS = ("view", "mask")
-MAX_LISTED = 10  # how many offending files an error or warning lists before "... and N more"
 LOOKALIKE_CUTOFF = 0.8  # difflib similarity above which two unpaired names look like a pair
 DIRECTORY_REASON = (
     "is a directory named like an image file, not an image; rename it or move it out of the "
     "data folder"
 )
-
-
-class SourceError(ValueError):
-    """A data source is misconfigured or its files do not match the expected layout."""
-
-
-def listing(items: Sequence[object], limit: int = MAX_LISTED) -> str:
-    """Format items for an error message, at most `limit` of them."""
-    shown = ", ".join(str(item) for item in items[:limit])
-    more = len(items) - limit
-    return f"{shown}, ... and {more} more" if more > 0 else shown
-
-
-class BaseSource:
-    """Common parts of every source: name, synthetic flag, mix weight and `load` via image_io."""
-
-    def __init__(self, name: str = "", synthetic: bool = False, weight: float = 1.0) -> None:
-        self.name = name
-        self.synthetic = bool(synthetic)
-        self.weight = float(weight)
-        self.file_info: dict[str, ImageInfo] = {}  # path -> info of every file `load` decoded
-        self.bad_files: list[tuple[str, str]] = []  # (path, reason) found by `scan`, skippable
-        if not self.weight >= 0:
-            raise SourceError(
-                f"{self.key('weight')} = {weight}: a mix weight must be >= 0 (0 disables it)"
-            )
-
-    def key(self, param: str) -> str:
-        """The config key of one of this source's parameters, for error messages."""
-        return f"data.sources.{self.name or '<name>'}.{param}"
-
-    def scan(self, context: SourceContext) -> list[Record]:
-        raise NotImplementedError
-
-    def load(self, record: Record) -> tuple[np.ndarray, np.ndarray | None]:
-        """Decode `record.path` (uint8 HxWx3) and its mask (bool HxW, resized to the image)."""
-        image, info = load_rgb_info(record.path)
-        self.file_info[record.path] = info
-        mask = None if record.mask_path is None else load_mask(record.mask_path, image.shape[:2])
-        return image, mask
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, weight={self.weight})"
 
 
 def _existing_dir(path: str | Path, key: str, what: str) -> Path:
@@ -326,8 +270,8 @@ def _lookalikes(unpaired: Sequence[str]) -> str:
 class SingleFolderSource(FolderSource):
     """One folder per class: ``<root>/<class>/<item>.<ext>``, view "single".
 
-    Masks (optional): ``<masks_root>/<class>/<item>.<ext>``; no masks when `masks_root` is None.
-    A `masks_root` inside `root` (e.g. ``<root>/masks``) is not taken for a class. Also used for a
+    Masks (optional): ``<masks_root>/<class>/<item>.<ext>``, default ``<root>/masks`` when that
+    folder exists (no masks otherwise). A `masks_root` inside `root` is not taken for a class. Also used for a
     folder of ready-made synthetic images (renders) with ``synthetic=True`` (see module doc for
     their item ids).
     """
@@ -337,6 +281,8 @@ class SingleFolderSource(FolderSource):
         masks_root = None
         if self.masks_root is not None:
             masks_root = _existing_dir(self.masks_root, self.key("masks_root"), "mask folder")
+        elif (root / "masks").is_dir():
+            masks_root = root / "masks"
         classes = self._class_dirs([root], exclude=masks_root)
         if not classes:
             raise SourceError(
@@ -373,97 +319,3 @@ class SingleFolderSource(FolderSource):
                     )
                 )
         return records
-
-
-class ManifestSource(BaseSource):
-    """A CSV listing images: columns ``path,label,item_id`` and optional ``view,mask``.
-
-    Relative image and mask paths resolve against the CSV's folder. An empty `view` is "single",
-    an empty `mask` means no mask. Extra columns are ignored. Rows keep the file's order.
-    """
-
-    def __init__(
-        self,
-        csv_path: str,
-        classes: Sequence[str] | None = None,
-        name: str = "",
-        synthetic: bool = False,
-        weight: float = 1.0,
-    ) -> None:
-        super().__init__(name=name, synthetic=synthetic, weight=weight)
-        self.csv_path = str(csv_path)
-        self.classes = None if classes is None else [str(c) for c in classes]
-
-    def scan(self, context: SourceContext | None = None) -> list[Record]:
-        csv_path = Path(self.csv_path).expanduser()
-        key = self.key("csv_path")
-        if not csv_path.is_file():
-            problem = "is not a file" if csv_path.exists() else "does not exist"
-            raise FileNotFoundError(f"manifest '{csv_path}' ({key}) {problem}: fix {key}")
-        base = csv_path.parent
-        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            missing = [c for c in MANIFEST_REQUIRED_COLUMNS if c not in columns]
-            if missing:
-                raise SourceError(
-                    f"manifest '{csv_path}' lacks column(s) {missing} (has {columns}); the header "
-                    f"must contain {list(MANIFEST_REQUIRED_COLUMNS)}, optionally "
-                    f"{list(MANIFEST_OPTIONAL_COLUMNS)}"
-                )
-            rows = [
-                (reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k})
-                for row in reader
-            ]
-        if not rows:
-            raise SourceError(f"manifest '{csv_path}' has a header but no rows; add images")
-        problems: list[str] = []
-        records: list[Record] = []
-        line_of_path: dict[Path, int] = {}
-        for line, row in rows:
-            blank = [c for c in MANIFEST_REQUIRED_COLUMNS if not row.get(c)]
-            if blank:
-                problems.append(f"line {line}: empty {blank}")
-                continue
-            path = self._resolve(base, row["path"])
-            if path.is_dir():
-                problems.append(f"line {line}: image '{row['path']}' is a directory ('{path}')")
-            elif not path.is_file():
-                problems.append(
-                    f"line {line}: image '{row['path']}' not found (looked at '{path}')"
-                )
-            same = path.resolve()
-            if same in line_of_path:
-                problems.append(
-                    f"line {line}: '{row['path']}' is listed twice (also line {line_of_path[same]})"
-                )
-            line_of_path.setdefault(same, line)
-            mask = self._resolve(base, row["mask"]) if row.get("mask") else None
-            if mask is not None and not mask.is_file():
-                problems.append(f"line {line}: mask '{row['mask']}' not found (looked at '{mask}')")
-            if self.classes is not None and row["label"] not in self.classes:
-                problems.append(
-                    f"line {line}: label '{row['label']}' is not in {self.key('classes')} "
-                    f"{self.classes}"
-                )
-            records.append(
-                Record(
-                    source=self.name,
-                    item_id=row["item_id"],
-                    label=row["label"],
-                    view=row.get("view") or VIEW_SINGLE,
-                    path=str(path),
-                    mask_path=None if mask is None else str(mask),
-                )
-            )
-        if problems:
-            raise SourceError(
-                f"manifest '{csv_path}' ({key}) has {len(problems)} problem(s): "
-                f"{listing(problems)}; fix these rows"
-            )
-        return records
-
-    @staticmethod
-    def _resolve(base: Path, value: str) -> Path:
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else base / path

@@ -1,0 +1,83 @@
+"""Evaluate a checkpoint: `python -m anomaly_vit.eval ckpt_path=.../best.ckpt` (Hydra).
+
+Rebuilds the data (and split) from the config stored in the checkpoint, so the test metrics
+match the training run's; `data.*` overrides change them (e.g. another data root).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from anomaly_vit import CONF_DIR
+from anomaly_vit.build import build_datamodule
+from anomaly_vit.checkpointing.load import load_checkpoint
+from anomaly_vit.errors import task_wrapper
+from anomaly_vit.model.module import ViTClassifier
+from anomaly_vit.rundir import CONFUSION_PNG, SUMMARY_JSON, write_json
+from anomaly_vit.viz.confusion import save_confusion
+
+log = logging.getLogger(__name__)
+
+
+@task_wrapper
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test `cfg.ckpt_path` on the real test split; write summary.json and confusion.png."""
+    if not cfg.get("ckpt_path"):
+        raise ValueError(
+            "ckpt_path is required: python -m anomaly_vit.eval ckpt_path=outputs/runs/<run>/checkpoints/best.ckpt"
+        )
+    checkpoint = load_checkpoint(cfg.ckpt_path, key="ckpt_path", trust_pickle=cfg.trust_pickle)
+    info = checkpoint.get("anomaly_vit", {})
+    if "data" not in info.get("config", {}):
+        raise ValueError(
+            f"ckpt_path={cfg.ckpt_path} carries no data config; it was not written by anomaly_vit.train."
+        )
+    L.seed_everything(info["config"].get("seed", 0), workers=True)
+    data_cfg = OmegaConf.merge(OmegaConf.create(info["config"]["data"]), cfg.get("data") or {})
+    data_cfg.progress = False
+    data_cfg.demo = None  # evaluate on what exists; never regenerate here
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule = build_datamodule(data_cfg, output_dir)
+    hparams = checkpoint["hyper_parameters"]
+    net = {**hparams["net"], "pretrained": False, "weights_path": None}
+    model = ViTClassifier(**{**hparams, "net": net})
+    model.load_state_dict(checkpoint["state_dict"])
+    model.on_load_checkpoint(checkpoint)
+    if list(datamodule.classes) != model.classes:
+        raise ValueError(
+            f"the data has classes {datamodule.classes} but the checkpoint {model.classes}."
+        )
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
+    trainer.test(model, datamodule=datamodule)
+    results = model.test_results
+    save_confusion(
+        results["test/confusion"],
+        model.classes,
+        output_dir / CONFUSION_PNG,
+        title=f"test, balanced acc {results['test/balanced_acc']:.3f}",
+    )
+    summary = {
+        "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
+        "global_epoch": info.get("global_epoch"),
+        "classes": model.classes,
+        "test": results,
+        "data": datamodule.summary(),
+    }
+    write_json(output_dir / SUMMARY_JSON, summary)
+    print(f"\nEvaluation written to {output_dir}")
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

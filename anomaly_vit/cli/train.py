@@ -1,0 +1,151 @@
+"""Train entry point: `python -m anomaly_vit.train [overrides]` (Hydra). Thin: build and run."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import AsyncCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from anomaly_vit import CONF_DIR
+from anomaly_vit.build import build_datamodule, config_essentials, instantiate_list
+from anomaly_vit.checkpointing.atomic_io import AtomicCheckpointIO
+from anomaly_vit.checkpointing.finetune import apply_finetune
+from anomaly_vit.checkpointing.resume import (
+    check_resume,  # also registers the run-dir resolvers of train.yaml
+)
+from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
+from anomaly_vit.ddp import end_job, exclusive
+from anomaly_vit.errors import UserError, task_wrapper
+from anomaly_vit.rundir import SUMMARY_JSON, write_json
+from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
+
+log = logging.getLogger(__name__)
+
+
+def _prepare_lock(cfg: DictConfig) -> Path | None:
+    """A lock file beside the demo data, so DDP ranks and parallel sweep jobs generate it once."""
+    out_dir = (cfg.data.get("demo") or {}).get("out_dir")
+    return Path(out_dir).parent / f".{Path(out_dir).name}.lock" if out_dir else None
+
+
+def config_markdown(cfg: DictConfig, overrides: list[str]) -> str:
+    """The run's config as TensorBoard text: the overrides, then the resolved YAML as a code block
+    (the `hydra` node left out; unresolvable interpolations are shown as written)."""
+    shown = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    try:
+        text = OmegaConf.to_yaml(shown, resolve=True)
+    except Exception:  # noqa: BLE001 - e.g. ${hydra:...} outside a Hydra job: show it unresolved
+        text = OmegaConf.to_yaml(shown)
+    code = "\n".join(f"    {line}" for line in text.splitlines())
+    given = " ".join(f"`{o}`" for o in overrides) or "none"
+    return f"overrides: {given}\n\n{code}\n"
+
+
+@rank_zero_only
+def log_config_text(loggers: list, cfg: DictConfig, overrides: list[str], step: int) -> None:
+    """TensorBoard text `config` at `step` (the global epoch the run starts from)."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text("config", config_markdown(cfg, overrides), global_step=step)
+
+
+@task_wrapper
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (fresh, resumed from `ckpt_path`, or fine-tuned from `finetune_from`), then test the
+    best checkpoint on the real test split; write summary.json."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    resume_from, trust_pickle = cfg.get("ckpt_path"), cfg.get("trust_pickle", False)
+    with exclusive(_prepare_lock(cfg)):
+        datamodule = build_datamodule(cfg.data, output_dir)
+    balanced = {} if cfg.model.get("class_weights") else datamodule.loss_balance()
+    model = hydra.utils.instantiate(
+        cfg.model, classes=datamodule.classes, _convert_="all", **balanced
+    )
+    model.run_config = config_essentials(cfg)
+    if resume_from:
+        check_resume(resume_from, output_dir, model.run_config, trust_pickle=trust_pickle)
+        if cfg.get("finetune_from"):
+            log.info(
+                "ckpt_path is set: resuming; weights and lineage come from it, not finetune_from."
+            )
+    elif cfg.get("finetune_from"):
+        apply_finetune(model, cfg.finetune_from, trust_pickle=trust_pickle)
+    callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]  # exact resume
+    loggers = instantiate_list(cfg.get("logger"))
+    checkpoint_io = AtomicCheckpointIO()
+    if cfg.get("checkpoint_in_background", True):
+        checkpoint_io = AsyncCheckpointIO(checkpoint_io)  # copies the tensors, then writes aside
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
+    )
+    log_config_text(trainer.loggers, cfg, model.run_config.get("overrides", []), model.epoch_offset)
+    log.info("run dir: %s", output_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=not trust_pickle)
+
+    results: dict[str, Any] = {
+        "fit": {k: v for k, v in model.epoch_metrics.items() if not isinstance(v, list)}
+    }
+    monitored = [cb for cb in trainer.checkpoint_callbacks if cb.monitor]
+    if monitored and monitored[0].best_model_score is not None:
+        results["best_score"] = {monitored[0].monitor: float(monitored[0].best_model_score)}
+    if cfg.get("test", True):
+        best = monitored[0].best_model_path if monitored else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        results["test"] = model.test_results
+        results["best_checkpoint"] = best
+    if trainer.is_global_zero:
+        summary = {
+            "run_dir": str(output_dir),
+            "global_epoch": model.global_epoch - 1,
+            "classes": model.classes,
+            "config": model.run_config,
+            "lineage": model.lineage,
+            "data": datamodule.summary(),
+            **results,
+        }
+        write_json(output_dir / SUMMARY_JSON, summary)
+        for logger in trainer.loggers:
+            test = results.get("test", {})
+            finite = {k: v for k, v in test.items() if isinstance(v, float) and math.isfinite(v)}
+            logger.log_hyperparams(model.run_config.get("hparams", {}), finite)
+        log.info("done: %s", output_dir)
+        print(f"\nRun written to {output_dir}")
+        if "test" in results:
+            print(
+                f"test balanced accuracy: {results['test'].get('test/balanced_acc', float('nan')):.3f}"
+            )
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Train; return `optimized_metric` to a sweeper. In a multirun, a failed job is logged and
+    scores the worst value instead of ending the sweep."""
+    failed = True
+    try:
+        results = train(cfg)
+        failed = False
+    except (Exception, UserError) as error:
+        if not in_multirun():
+            raise
+        if isinstance(error, UserError):
+            log.error("job failed: %s; the sweep goes on", error.message)
+        else:
+            log.exception("job failed; the sweep goes on")
+        return worst_value()
+    finally:
+        end_job(failed=failed)
+    return objective(results, cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

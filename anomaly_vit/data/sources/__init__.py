@@ -1,0 +1,25 @@
+"""Image sources read from files: class folders, paired camera folders and CSV manifests.
+
+Each source lists `Record`s cheaply (`scan`) and decodes one record to pixels (`load`).
+"""
+
+from anomaly_vit.data.sources.base import VIEW_SINGLE, BaseSource, SourceError, listing
+from anomaly_vit.data.sources.folders import (
+    UNPAIRED_POLICIES,
+    FolderSource,
+    PairedFolderSource,
+    SingleFolderSource,
+)
+from anomaly_vit.data.sources.manifest import ManifestSource
+
+__all__ = [
+    "UNPAIRED_POLICIES",
+    "VIEW_SINGLE",
+    "BaseSource",
+    "FolderSource",
+    "ManifestSource",
+    "PairedFolderSource",
+    "SingleFolderSource",
+    "SourceError",
+    "listing",
+]

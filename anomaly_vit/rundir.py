@@ -1,0 +1,191 @@
+"""The run directory contract: every file name a run writes, the one atomic writer, the readers.
+
+A run dir (``outputs/runs/<time>_<name>/``, one job of a multirun) holds everything a later step
+reads (eval, explain, fine-tune, the sweep report, the notebook), so it can be moved or
+archived as one folder::
+
+    .hydra/            resolved config and overrides
+    checkpoints/       last.ckpt, best.ckpt, epoch_XXXX.ckpt (numbered by GLOBAL epoch)
+    tensorboard/       event files on the global-epoch axis
+    metrics.csv        one row per epoch
+    curves.png         loss and accuracy, redrawn each epoch
+    confusion.png      the test confusion matrix
+    rollouts/          epoch_XXXX.png + .npz every N epochs, evolution.png, timing.json
+    split.csv          every record with its item, split, source, path, label
+    data_report.json   what the data check found
+    summary.json       final test metrics, config essentials, lineage, map scores
+
+Every file is written through `atomic_write`: a reader (or a process killed mid-write) never
+sees half a file; at worst a hidden ``.<name>.tmp`` is left, which the next write replaces.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+HYDRA_DIR = ".hydra"
+CONFIG_FILE = "config.yaml"  # in HYDRA_DIR
+OVERRIDES_FILE = "overrides.yaml"  # in HYDRA_DIR
+CHECKPOINTS_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
+EPOCH_CHECKPOINT = "epoch_{epoch:04d}.ckpt"  # numbered by GLOBAL epoch
+TENSORBOARD_DIR = "tensorboard"
+METRICS_CSV = "metrics.csv"
+CURVES_PNG = "curves.png"
+CONFUSION_PNG = "confusion.png"
+ROLLOUTS_DIR = "rollouts"
+ROLLOUT_PATTERN = re.compile(r"epoch_(\d+)\.(png|npz)$")  # rollouts/epoch_XXXX.png and .npz
+EVOLUTION_PNG = "evolution.png"  # in ROLLOUTS_DIR
+TIMING_JSON = "timing.json"  # in ROLLOUTS_DIR
+SPLIT_CSV = "split.csv"
+DATA_REPORT_JSON = "data_report.json"
+SUMMARY_JSON = "summary.json"
+PREDICTIONS_CSV = "predictions.csv"  # explain's output folder
+SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep_summary.csv", "sweep_summary.md", "sweep.png"  # multirun
+
+FILE_MODE = 0o644  # what a plain `open(path, "w")` gives under the usual umask
+
+
+def rollout_file(epoch: int, suffix: str) -> str:
+    """Name of the rollout dump of a global epoch (`suffix` "png" or "npz")."""
+    return f"epoch_{epoch:04d}.{suffix}"
+
+
+# ------------------------------------------------------------------------------------ writing
+def atomic_write(
+    path: str | Path, write: Callable[[IO[bytes]], Any], durable: bool = False
+) -> Path:
+    """Call `write(handle)` on the hidden ``.<name>.tmp`` beside `path`, then rename it over
+    `path`; parent folders are created. A failed write removes its temp file.
+
+    `durable` flushes the file and the folder to disk before returning (checkpoints).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (best effort: not every OS can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    return atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def write_json(path: str | Path, payload: Mapping[str, Any], finite: bool = True) -> Path:
+    """Write JSON atomically; with `finite`, NaN/inf become null so any JSON reader accepts it."""
+    data = _finite(payload) if finite else payload
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def write_csv(path: str | Path, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Path:
+    """Write a header row and `rows` as CSV, atomically."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(list(header))
+    writer.writerows(rows)
+    return write_text(path, text.getvalue())
+
+
+def write_dict_rows(
+    path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> Path:
+    """Write dict rows as CSV with `columns` (missing values empty), atomically."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(columns), restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, text.getvalue())
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------ reading
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON file of the run dir (summary.json, data_report.json, timing.json)."""
+    return json.loads(Path(path).read_text())
+
+
+def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a metrics.csv as floats (empty cells become NaN); [] when there is no file."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [
+            {k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def lineage_rows(lineage: list[dict], metrics_file: str = METRICS_CSV) -> list[dict[str, float]]:
+    """metrics.csv rows of the parent runs, each up to the global epoch its child started from.
+
+    Oldest first; an epoch is taken from the latest parent that covers it. A parent folder that
+    was moved or deleted is skipped (its curve is simply not drawn).
+    """
+    by_epoch: dict[float, dict[str, float]] = {}
+    for parent in lineage:
+        run_dir = parent.get("run_dir")
+        if not run_dir:
+            continue
+        for row in read_metrics_csv(Path(run_dir) / metrics_file):
+            if row["epoch"] <= parent.get("global_epoch", math.inf):
+                by_epoch[row["epoch"]] = row
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def read_dumps(folder: str | Path) -> dict[int, dict[str, np.ndarray]]:
+    """Every rollout dump ``epoch_XXXX.npz`` in `folder`, by global epoch."""
+    dumps = {}
+    for path in sorted(Path(folder).glob("epoch_*.npz")):
+        match = ROLLOUT_PATTERN.search(path.name)
+        if match:
+            with np.load(path) as data:
+                dumps[int(match.group(1))] = {key: data[key] for key in data.files}
+    return dumps

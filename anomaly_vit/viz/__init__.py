@@ -1,0 +1,1 @@
+"""Pictures of a run: training curves, confusion matrices, attention overlays, the sweep plot."""

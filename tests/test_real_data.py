@@ -1,0 +1,280 @@
+"""Real-data keys: one key to point at data, letterbox geometry, binary task, class balance."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anomaly_vit.data.labels import Balance, resolve_balance
+from anomaly_vit.data.records import Record
+from anomaly_vit.data.resize import ResizeMode, fit_image, fit_mask, placement
+from anomaly_vit.data.sampler import MixSampler
+from tests.helpers import compose_config
+
+H_PX, W_PX = 40, 16  # portrait, like many real part photos
+
+
+def _photo(rng: np.random.Generator, defect: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A grey part with texture; a defect is a dark horizontal crack, with its mask."""
+    image = np.clip(rng.normal(150, 12, (H_PX, W_PX)), 0, 255).astype(np.uint8)
+    mask = np.zeros((H_PX, W_PX), dtype=bool)
+    if defect:
+        y = int(rng.integers(6, H_PX - 6))
+        x0 = int(rng.integers(0, W_PX // 2))
+        mask[y : y + 2, x0 : x0 + W_PX // 2] = True
+        image[mask] = 30
+    return image, mask
+
+
+def make_real_set(root: Path, n_items: int = 12, per_item: int = 3, seed: int = 0) -> Path:
+    """A tiny grayscale defect set with masks in all three layouts: manifest.csv, class folders
+    (folder/<class>/, masks in folder/masks/<class>/) and paired cameras (paired/left|right)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for item in range(n_items):
+        defective = item % 3 == 0  # a third of the items, one image in three of those
+        for k in range(per_item):
+            defect = defective and k == 0
+            label = "defect" if defect else "good"
+            image, mask = _photo(rng, defect)
+            name = f"it{item:02d}_{k}"
+            for rel in (f"images/{name}.png", f"folder/{label}/{name}.png"):
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(root / rel)
+            mask_rel = ""
+            if defect:
+                mask_rel = f"masks/{name}.png"
+                for rel in (mask_rel, f"folder/masks/{label}/{name}.png"):
+                    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(mask.astype(np.uint8) * 255).save(root / rel)
+            rows.append([f"images/{name}.png", label, f"it{item:02d}", "single", mask_rel])
+            if k < 2:  # two cameras of the item's first two images
+                view = "left" if k == 0 else "right"
+                pair_label = "defect" if defective else "good"
+                rel = f"paired/{view}/{pair_label}/it{item:02d}.png"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(_photo(rng, defective)[0]).save(root / rel)
+    with (root / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "item_id", "view", "mask"])
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def real_set(tmp_path_factory) -> Path:
+    return make_real_set(tmp_path_factory.mktemp("real_set"))
+
+
+# ---------------------------------------------------------------------------------- geometry
+def test_letterbox_keeps_image_and_mask_aligned_and_the_aspect_ratio():
+    image = np.zeros((40, 20, 3), dtype=np.uint8)
+    mask = np.zeros((40, 20), dtype=bool)
+    image[10:14, 4:8] = 255  # a bright square and its mask at the same pixels
+    mask[10:14, 4:8] = True
+    fitted, fitted_mask = (
+        fit_image(image, (20, 20), ResizeMode.LETTERBOX),
+        fit_mask(mask, (20, 20), ResizeMode.LETTERBOX),
+    )
+    where = placement((40, 20), (20, 20), ResizeMode.LETTERBOX)
+    assert where.scaled_hw == (20, 10) and where.offset_yx == (0, 5)  # half size, centred
+    ys, xs = np.nonzero(fitted_mask)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (5, 6, 7, 8)
+    assert (fitted[fitted_mask][:, 0] > 150).all()  # the bright square lies under its mask
+    assert (fitted[~fitted_mask][:, 0] < 100).all()
+    assert (fitted[:, :5] == 0).all() and (fitted[:, 15:] == 0).all()  # padding, not stretch
+    assert where.to_original(5.0, 7.0) == (10.0, 4.0)  # back to original pixels
+
+
+def test_crop_and_squash_geometry():
+    mask = np.zeros((40, 20), dtype=bool)
+    mask[0:4, :] = True  # a band at the top: a centre crop of a tall image cuts it away
+    assert not fit_mask(mask, (20, 20), ResizeMode.CROP).any()
+    squashed = fit_mask(mask, (20, 20), ResizeMode.SQUASH)
+    assert squashed[:2].all() and not squashed[2:].any()  # stretched: 4 of 40 rows -> 2 of 20
+
+
+# ------------------------------------------------------------------------------ class balance
+def test_balanced_draws_give_equal_class_counts_inside_each_source_quota():
+    indices = {"real": list(range(0, 100)), "painted": list(range(100, 130))}
+    label_of_index = {i: int(i % 10 == 0) for i in range(100)} | {i: 1 for i in range(100, 130)}
+    sampler = MixSampler(
+        indices, {"real": 0.8, "painted": 0.2}, 100, seed=3, label_of_index=label_of_index
+    )
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        drawn = list(sampler)
+        real = Counter(label_of_index[i] for i in drawn if i < 100)
+        assert real == {0: 40, 1: 40}  # 10 defects drawn 4x each round-robin, 90 good 40 times
+        assert sum(1 for i in drawn if i >= 100) == 20  # the mix share still holds exactly
+    plain = MixSampler(indices, {"real": 0.8, "painted": 0.2}, 100, seed=3)
+    assert Counter(label_of_index[i] for i in plain if i < 100)[1] < 15  # unbalanced: ~8 defects
+
+
+def test_auto_balance_turns_on_for_imbalanced_classes_and_says_why():
+    mode, why = resolve_balance(Balance.AUTO, {"good": 90, "defect": 10}, 1.5)
+    assert mode is Balance.SAMPLER and "9.0 > 1.5" in why
+    mode, why = resolve_balance(Balance.AUTO, {"good": 50, "defect": 45}, 1.5)
+    assert mode is Balance.NONE
+    assert resolve_balance(Balance.LOSS, {"good": 90, "defect": 10}, 1.5)[0] is Balance.LOSS
+
+
+# ------------------------------------------------------------------------- configs and labels
+def _datamodule(cfg, tmp_path):
+    import hydra
+
+    dm = hydra.utils.instantiate(cfg.data, output_dir=str(tmp_path))
+    dm.prepare()
+    return dm
+
+
+@pytest.mark.parametrize("layout", ["manifest", "folder", "paired"])
+def test_one_key_points_at_real_data(layout, real_set, tmp_path):
+    key = {
+        "manifest": f"data.manifest={real_set / 'manifest.csv'}",
+        "folder": f"data.root={real_set / 'folder'}",
+        "paired": f"data.root={real_set / 'paired'}",
+    }[layout]
+    cfg = compose_config("train", [f"data={layout}", key], tmp_path)
+    assert cfg.model.name == "vit_real" and cfg.data.task == "binary"
+    dm = _datamodule(cfg, tmp_path)
+    assert dm.classes == ["good", "defect"]  # from the data; painted adds no class of its own
+    dm.setup()
+    report = json.loads((tmp_path / "data_report.json").read_text())
+    assert report["task"] == "binary" and report["balance"]["mode"] == "sampler"
+    assert "largest/smallest" in report["balance"]["reason"]
+    image = dm.datasets["train"][0]["image"]
+    assert tuple(image.shape[-2:]) == (256, 256)
+    if layout != "paired":  # letterboxed portrait photos: black side bands, masks kept
+        assert int(dm.datasets["train"].images_nchw[:, :, :, :50].max()) == 0
+        assert dm.datasets["train"].masks_nhw.any()
+
+
+def test_binary_task_maps_every_defect_class_and_the_report_keeps_the_originals(tmp_path):
+    root = tmp_path / "multi"
+    for label, n in (("good", 6), ("scratch", 3), ("dent", 3)):
+        for i in range(n):
+            path = root / label / f"{label}{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(path)
+    cfg = compose_config("train", ["data=folder", f"data.root={root}"], tmp_path)
+    dm = _datamodule(cfg, tmp_path)
+    assert dm.classes == ["good", "defect"]
+    assert dm.index.original_labels["real"] == {"good": 6, "scratch": 3, "dent": 3}
+    cfg = compose_config(
+        "train", ["data=folder", f"data.root={root}", "data.task=multiclass"], tmp_path
+    )
+    assert _datamodule(cfg, tmp_path).classes == ["good", "dent", "scratch"]
+
+
+def test_a_class_only_a_synthetic_source_has_is_a_clear_error(real_set, tmp_path):
+    overrides = [
+        "data=manifest",
+        f"data.manifest={real_set / 'manifest.csv'}",
+        "data.task=multiclass",
+        "data.sources.painted.label=null",  # painted kinds keep their own names
+        "data.synthetic_fraction=0.3",
+    ]
+    cfg = compose_config("train", overrides, tmp_path)
+    with pytest.raises(
+        ValueError, match=r"only in synthetic source.*data\.sources\.painted\.label"
+    ):
+        _datamodule(cfg, tmp_path)
+    cfg = compose_config("train", [*overrides, "data.allow_synthetic_only_classes=true"], tmp_path)
+    assert set(_datamodule(cfg, tmp_path).classes) > {"good", "defect"}
+    # a synthetic source that is not drawn (weight 0 in the mix) adds no class at all
+    cfg = compose_config("train", [*overrides[:-1], "data.synthetic_fraction=0"], tmp_path)
+    assert _datamodule(cfg, tmp_path).classes == ["good", "defect"]
+
+
+def test_balance_loss_gives_inverse_frequency_weights(real_set, tmp_path):
+    cfg = compose_config(
+        "train",
+        ["data=manifest", f"data.manifest={real_set / 'manifest.csv'}", "data.balance=loss"],
+        tmp_path,
+    )
+    dm = _datamodule(cfg, tmp_path)
+    counts = dm.real_train_counts
+    weights = dm.loss_balance()["class_weights"]
+    assert weights[0] * counts["good"] == pytest.approx(weights[1] * counts["defect"])
+    # mean weight 1 over the training images: the loss keeps its scale
+    assert weights[0] * counts["good"] + weights[1] * counts["defect"] == pytest.approx(
+        counts["good"] + counts["defect"]
+    )
+
+
+def test_unknown_modes_name_the_key(real_set, tmp_path):
+    for key, value in (
+        ("data.resize", "stretch"),
+        ("data.task", "ternary"),
+        ("data.balance", "yes"),
+    ):
+        cfg = compose_config(
+            "train",
+            ["data=manifest", f"data.manifest={real_set / 'manifest.csv'}", f"{key}={value}"],
+            tmp_path,
+        )
+        with pytest.raises(Exception, match=rf"{key}='{value}': use one of"):
+            _datamodule(cfg, tmp_path)
+
+
+def test_records_relabelled_for_binary_keep_their_item_and_path():
+    from anomaly_vit.data.labels import Task, apply_task
+
+    records = {"real": [Record("real", "a", "scratch", "single", "/x.png")]}
+    mapped = apply_task(records, Task.BINARY, "good", "defect")["real"][0]
+    assert (mapped.label, mapped.item_id, mapped.path) == ("defect", "a", "/x.png")
+
+
+# ---------------------------------------------------------------------------------- learning
+TINY_REAL = [
+    "model.net.img_size=[48,24]",
+    "model.net.patch_size=8",
+    "model.net.embed_dim=48",
+    "model.net.depth=2",
+    "model.net.num_heads=2",
+    "trainer.max_epochs=12",
+    "callbacks.rollouts=null",
+    "callbacks.progress=null",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "data.progress=false",
+    "data.split.train=0.5",
+    "data.split.val=0.25",
+    "data.split.test=0.25",
+]
+
+
+def _fit(manifest: Path, tmp_path: Path, *overrides: str) -> dict:
+    from anomaly_vit.train import train
+
+    cfg = compose_config(
+        "train", ["data=manifest", f"data.manifest={manifest}", *TINY_REAL, *overrides], tmp_path
+    )
+    train(cfg)
+    return json.loads((tmp_path / "summary.json").read_text())["test"]
+
+
+@pytest.mark.slow
+def test_the_real_recipe_learns_an_imbalanced_set_the_unbalanced_default_calls_all_good(
+    tmp_path_factory,
+):
+    root = make_real_set(tmp_path_factory.mktemp("imbalanced"), n_items=48, per_item=3, seed=1)
+    manifest = root / "manifest.csv"  # 1 defect image in 9: 16 defects, 128 good
+    real = _fit(manifest, tmp_path_factory.mktemp("real_recipe"))
+    plain = _fit(
+        manifest,
+        tmp_path_factory.mktemp("unbalanced"),
+        "data.balance=none",
+        "model.mask_loss.weight=0",
+        "model.mask_loss.decision=head",
+    )
+    assert real["test/balanced_acc"] >= 0.85, real
+    assert real["test/auroc"] >= 0.9, real
+    assert plain["test/balanced_acc"] <= 0.6, plain  # says "good" to (nearly) everything
