@@ -43,11 +43,11 @@ format: $(STAMP) ## ruff fix and format
 	$(PY) -m ruff check --fix $(LINT_PATHS)
 	$(PY) -m ruff format $(LINT_PATHS)
 
-bench: $(STAMP) ## benchmarks of the default recipe: throughput vs a plain loop, data/rollout shares, FLOP/s, convergence vs the seed recipe, memory (long; ARGS="--set ..." or overrides)
+bench: $(STAMP) ## benchmarks of the default recipe: throughput vs a plain loop, data/rollout shares, FLOP/s, convergence vs the seed recipe, memory (long; ARGS="key=value ...", see conf/bench.yaml)
 	$(PY) -m anomaly_vit.bench $(ARGS)
 
 bench-quick: $(STAMP) ## the same benchmarks in under 3 minutes (small data, few epochs, no convergence)
-	$(PY) -m anomaly_vit.bench --quick $(ARGS)
+	$(PY) -m anomaly_vit.bench bench=quick $(ARGS)
 
 tensorboard: $(STAMP) ## serve TensorBoard on outputs/
 	$(VENV)/bin/tensorboard --logdir outputs

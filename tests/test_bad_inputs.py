@@ -17,35 +17,8 @@ from anomaly_vit.build import build_datamodule
 from anomaly_vit.data.image_io import BadImageError
 from anomaly_vit.errors import UserError
 from anomaly_vit.train import train
-from tests.conftest import compose_config
-
-CLASSES = ("good", "scratch", "stain")
-SIZE_PX = 32
-
-
-def paired_tree(
-    root: Path, n_items: int = 6, size: int = SIZE_PX, classes=CLASSES, seed: int = 0
-) -> Path:
-    """`<root>/{left,right}/<class>/<class>_NN.png`: random RGB images, one item per stem."""
-    rng = np.random.default_rng(seed)
-    for label in classes:
-        for i in range(n_items):
-            for view in ("left", "right"):
-                path = root / view / label / f"{label}_{i:02d}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
-    return root
-
-
-def tiny(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
-    """Overrides for a 1-epoch run of a tiny ViT on `data_root` (no rollouts, no test); painted
-    defects of the tree's defect classes only."""
-    return [
-        "debug=smoke", f"paths.root_dir={tmp_path}", "data.demo=null",
-        f"data.sources.real.root={data_root}", f"model.net.img_size={SIZE_PX}",
-        "data.sources.painted.kinds=[scratch,stain]", "trainer.max_epochs=1",
-        "callbacks.rollouts=null", "test=false", *extra,
-    ]  # fmt: skip
+from tests.helpers import SIZE_PX, compose_config, paired_tree, tiny
+from tests.helpers.data import CLASSES
 
 
 def user_error(monkeypatch, overrides: list[str], run_dir: Path) -> str:

@@ -23,21 +23,22 @@ from anomaly_vit.bench.convergence import (
     probe_override,
     read_clock,
 )
-from anomaly_vit.bench.flops import count_flops, matmul_flops_per_second, training_step_flops
-from anomaly_vit.bench.report import Row, median, plain_table, safe_ratio, table_cells, write_report
-from anomaly_vit.bench.settings import load_settings
-from anomaly_vit.bench.throughput import (
+from anomaly_vit.bench.epochs import (
     FETCH_ACTION,
     VALIDATION_PREFIX,
     EpochTiming,
     action_table,
     data_seconds,
-    plain_batches,
     summarize,
 )
+from anomaly_vit.bench.flops import count_flops, matmul_flops_per_second, training_step_flops
+from anomaly_vit.bench.plain_loop import plain_batches
+from anomaly_vit.bench.report import Row, median, plain_table, safe_ratio, table_cells, write_report
+from anomaly_vit.bench.settings import bench_settings
 from anomaly_vit.callbacks.metrics_writer import write_metrics_csv
+from anomaly_vit.compose import compose
 from anomaly_vit.rundir import read_metrics_csv
-from tests.conftest import ROOT, compose_config, run_cli
+from tests.helpers import ROOT, compose_config, run_cli
 
 ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "flops_share", "convergence_ratio",
             "peak_rss", "startup"]  # fmt: skip
@@ -144,7 +145,7 @@ def test_flop_counter_counts_attention_on_the_cpu():
 
 def test_matmul_peak_gives_one_rate_per_repeat():
     rates = matmul_flops_per_second(64, repeats=3, warmup=1)
-    assert len(rates) <= 3 and all(r > 0 and math.isfinite(r) for r in rates)
+    assert len(rates) == 3 and all(r > 0 and math.isfinite(r) for r in rates)
 
 
 # -------------------------------------------------------------------------- throughput
@@ -277,38 +278,43 @@ def test_report_renders_every_row_as_table_markdown_and_json(tmp_path):
     ]
 
 
-def test_settings_merge_quick_over_full_and_check_keys():
-    full, quick = load_settings(), load_settings(quick=True, dotlist=["convergence.target=0.8"])
+def test_settings_merge_the_quick_mode_over_bench_yaml_and_check_keys():
+    full = bench_settings(compose("bench"))
+    quick = bench_settings(
+        compose("bench", ["bench=quick", "convergence.target=0.8", "train_overrides=['seed=3']"])
+    )
+    assert (full["mode"], quick["mode"]) == ("full", "quick")
     assert full["convergence"]["enabled"] and not quick["convergence"]["enabled"]
     assert quick["throughput"]["measured_epochs"] < full["throughput"]["measured_epochs"]
-    assert quick["convergence"]["target"] == 0.8
-    assert any("${paths.data_dir}" in o for o in quick["train_overrides"])  # left for Hydra
-    with pytest.raises(ValueError, match="not a bench setting"):
-        load_settings(dotlist=["throughput.epochs=3"])
+    assert quick["convergence"]["target"] == 0.8 and full["convergence"]["target"] == 0.9
+    assert full["train_overrides"] == []
+    # the mode's overrides first, the user's after; ${...} is left for the training config
+    assert quick["train_overrides"] == [
+        "data.demo.out_dir=${paths.data_dir}/demo_bench_quick",
+        "data.demo.n_items=100",
+        "seed=3",
+    ]
+    assert "hydra" not in quick and "paths" not in quick
+    with pytest.raises(Exception, match=r"Could not override 'throughput.epochs'"):
+        compose("bench", ["throughput.epochs=3"])
 
 
 # -------------------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_quick_bench_writes_every_row_with_finite_numbers(tmp_path):
     out = tmp_path / "bench"
-    run_cli(
+    result = run_cli(
         "anomaly_vit.bench",
-        "--quick",
-        "--out",
-        str(out),
-        "--measured-epochs",
-        "1",
-        "--set",
+        "bench=quick",
+        f"hydra.run.dir={out}",
+        "throughput.measured_epochs=1",
         "startup.repeats=1",
-        "--set",
         "peak.repeats=1",
-        "--set",
         "peak.matmul_size=512",
-        "debug=smoke",
-        "data.demo.n_items=48",
-        f"paths.root_dir={tmp_path}",
+        f"train_overrides=['debug=smoke','data.demo.n_items=48','paths.root_dir={tmp_path}']",
         cwd=ROOT,
     )
+    assert "anomaly-vit benchmarks (quick" in result.stdout  # the table, on the console
     payload = json.loads((out / "bench.json").read_text())
     rows = {row["key"]: row for row in payload["rows"]}
     assert list(rows) == ROW_KEYS
@@ -326,6 +332,11 @@ def test_quick_bench_writes_every_row_with_finite_numbers(tmp_path):
     assert "| # | benchmark | value | target | ok |" in markdown
     assert "## Profile of one training epoch" in markdown and "cumulative" in markdown
     assert not list((out / "runs").glob("*/checkpoints"))  # cleaned up
+    settings = payload["meta"]["settings"]
+    assert settings["mode"] == "quick" and settings["throughput"]["measured_epochs"] == 1
+    assert (out / ".hydra" / "config.yaml").is_file()  # the bench's own config, as Hydra writes it
+    # the quick mode's data folder, resolved in the training config under the user's root_dir
+    assert (tmp_path / "data" / "demo_bench_quick").is_dir()
 
 
 def test_data_seconds_count_fetching_and_batch_transfer_once():

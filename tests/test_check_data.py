@@ -13,8 +13,7 @@ from PIL import Image
 from anomaly_vit.build import build_datamodule
 from anomaly_vit.check_data import check_data
 from anomaly_vit.errors import UserError
-from tests.conftest import compose_config, run_cli
-from tests.test_bad_inputs import paired_tree, tiny
+from tests.helpers import compose_config, paired_tree, run_cli, tiny
 
 
 def _datamodule(tmp_path: Path, data: Path, *extra: str):

@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import yaml
 
-from tests.conftest import compose_config, run_cli
+from tests.helpers import compose_config, run_cli
 
 DDP = ["trainer=ddp_cpu", "debug=smoke", "callbacks.rollouts=null"]
+DRAWS = "draws"  # folder of RecordDraws' files in the run dir
 CONTRACT = ["checkpoints/last.ckpt", "checkpoints/best.ckpt", "checkpoints/epoch_0001.ckpt", "metrics.csv",
             "curves.png", "split.csv", "summary.json", ".hydra/config.yaml", "train.log", "train_rank1.log"]  # fmt: skip
 
@@ -86,13 +88,65 @@ def test_end_job_restores_the_launcher_environment(monkeypatch):
     assert ddp._launched == []
 
 
-@pytest.mark.slow
-def test_ddp_cpu_smoke_writes_one_complete_run_dir(tmp_path):
+class RecordDraws(L.Callback):
+    """Test helper: every rank writes the (dataset index, source id) of each training sample it
+    got, per epoch, to <run dir>/draws/rank<r>_epoch<e>.json."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.drawn: list[tuple[int, int]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.drawn += list(zip(batch["index"].tolist(), batch["source"].tolist(), strict=True))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        folder = Path(trainer.default_root_dir) / DRAWS
+        folder.mkdir(exist_ok=True)
+        name = f"rank{trainer.global_rank}_epoch{trainer.current_epoch}.json"
+        (folder / name).write_text(json.dumps(self.drawn))
+
+
+@pytest.fixture(scope="module")
+def ddp_smoke_run(tmp_path_factory) -> tuple[Path, str]:
+    """One `trainer=ddp_cpu` smoke run (2 processes, 2 epochs) that records its draws."""
+    root = tmp_path_factory.mktemp("ddp")
     # no hydra.run.dir: the rank-1 child must not resolve ${now:...} into a second folder
-    result = run_cli("anomaly_vit.train", *DDP, f"paths.root_dir={tmp_path}")
-    (run_dir,) = list((tmp_path / "outputs" / "runs").iterdir())
-    assert f"Run written to {run_dir}" in result.stdout
+    result = run_cli("anomaly_vit.train", *DDP, f"paths.root_dir={root}",
+                     "+callbacks.draws._target_=tests.test_ddp.RecordDraws")  # fmt: skip
+    (run_dir,) = list((root / "outputs" / "runs").iterdir())
+    return run_dir, result.stdout
+
+
+@pytest.mark.slow
+def test_ddp_cpu_smoke_writes_one_complete_run_dir(ddp_smoke_run):
+    run_dir, stdout = ddp_smoke_run
+    assert f"Run written to {run_dir}" in stdout
     _check_run(run_dir, [1, 2])
+
+
+@pytest.mark.slow
+def test_ddp_mix_draws_differ_between_epochs_and_keep_the_quotas(ddp_smoke_run):
+    """Lightning wraps the MixSampler in a DistributedSamplerWrapper: its set_epoch must reach
+    the MixSampler (lightning>=2.6.1), or every epoch repeats epoch 0's draws."""
+    run_dir, _ = ddp_smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    weights = summary["data"]["mix_weights"]
+    samples = summary["data"]["samples_per_epoch"]
+    names = list(weights)  # source ids follow data.sources' order, as mix_weights does
+    draws = {(rank, epoch): json.loads((run_dir / DRAWS / f"rank{rank}_epoch{epoch}.json").read_text())
+             for rank in (0, 1) for epoch in (0, 1)}  # fmt: skip
+    for rank in (0, 1):
+        assert draws[rank, 0] != draws[rank, 1], f"rank {rank} drew the same samples twice"
+    # the mix itself is drawn afresh (other images of each source), not only dealt otherwise
+    assert sorted(draws[0, 0] + draws[1, 0]) != sorted(draws[0, 1] + draws[1, 1])
+    for epoch in (0, 1):
+        both = draws[0, epoch] + draws[1, epoch]
+        # each rank gets half (an odd total is padded with one repeat, hence the 1.5 below)
+        assert len(draws[0, epoch]) == len(draws[1, epoch]) == -(-samples // 2)
+        per_source = {name: 0 for name in names}
+        for _, source in both:
+            per_source[names[source]] += 1
+        for name, weight in weights.items():
+            assert abs(per_source[name] - weight * samples) <= 1.5, (epoch, name, per_source)
 
 
 @pytest.mark.slow

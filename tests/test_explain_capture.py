@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import timm
 import torch
 from torch import nn
 
 from anomaly_vit.explain.capture import capture_attention, forward_with_attention
 from anomaly_vit.explain.maps import attention_maps
-
-
-def tiny_vit(**overrides) -> nn.Module:
-    kwargs = dict(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, num_classes=4)
-    kwargs.update(overrides)
-    torch.manual_seed(0)
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, **kwargs)
+from tests.helpers import tiny_vit
 
 
 def _all_hooks_empty(model: nn.Module) -> bool:

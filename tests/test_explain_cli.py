@@ -14,7 +14,7 @@ from PIL import Image
 from anomaly_vit.explain.command import BASE_COLUMNS, SCORE_NAMES, explain
 from anomaly_vit.explain.inputs import find_inputs
 from anomaly_vit.explain.predict import load_classifier
-from tests.conftest import compose_config, run_cli
+from tests.helpers import compose_config, run_cli
 
 KINDS = ["rollout", "relevance", "contrast"]
 SCORE_COLUMNS = [f"{kind}/{name}" for kind in KINDS for name in SCORE_NAMES]

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import timm
 import torch
 from torch import nn
 
 from anomaly_vit.explain.maps import attention_maps
 from anomaly_vit.explain.relevance import gradient_relevance, target_scores
+from tests.helpers import tiny_vit
 
 GRID = 4  # 32 px images, 8 px patches
 NUM_PATCHES = GRID * GRID
 EMBED_DIM = NUM_PATCHES  # one embedding dimension per patch: token j carries e_j
-
-
-def tiny_vit(**overrides) -> nn.Module:
-    kwargs = dict(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, num_classes=4)
-    kwargs.update(overrides)
-    torch.manual_seed(0)
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, **kwargs)
 
 
 @pytest.mark.parametrize("targets", [None, "contrast", torch.tensor([3, 0, 1])])

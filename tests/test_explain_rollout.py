@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import timm
 import torch
 
 from anomaly_vit.explain.maps import attention_maps
 from anomaly_vit.explain.rollout import attention_rollout
 from anomaly_vit.explain.scores import map_contrast, normalised_entropy
+from tests.helpers import tiny_vit
 
 # Two layers, 3 tokens (token 0 = class token), 2 heads; every head row sums to 1.
 LAYER1_HNN = torch.tensor(
@@ -135,13 +135,6 @@ def test_batched_equals_naive_loop(head_fusion, discard_ratio):
     batched = attention_rollout(attn, head_fusion, discard_ratio, num_protected_tokens=1)
     naive = _naive_rollout(attn, head_fusion, discard_ratio, num_protected=1)
     torch.testing.assert_close(batched, naive, rtol=1e-5, atol=1e-6)
-
-
-def tiny_vit(**overrides) -> torch.nn.Module:
-    kwargs = dict(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, num_classes=4)
-    kwargs.update(overrides)
-    torch.manual_seed(0)
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, **kwargs)
 
 
 def plant_attention(model: torch.nn.Module, attn_nn: torch.Tensor) -> list:

@@ -24,8 +24,7 @@ from anomaly_vit.checkpointing.rng_state import collect_rng_states, set_rng_stat
 from anomaly_vit.errors import UserError
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.train import train
-from tests.conftest import ROOT, compose_config, run_cli
-from tests.test_bad_inputs import paired_tree, tiny
+from tests.helpers import ROOT, compose_config, paired_tree, run_cli, tiny
 
 # ------------------------------------------------------------------------ atomic writes
 

@@ -14,7 +14,7 @@ import torch
 from anomaly_vit.checkpointing.finetune import apply_finetune
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.rundir import lineage_rows
-from tests.conftest import compose_config, tensorboard_steps
+from tests.helpers import compose_config, tensorboard_steps
 
 
 def _model_like(checkpoint: dict, **changes) -> ViTClassifier:

@@ -15,7 +15,7 @@ from anomaly_vit.data.labels import Balance, resolve_balance
 from anomaly_vit.data.records import Record
 from anomaly_vit.data.resize import ResizeMode, fit_image, fit_mask, placement
 from anomaly_vit.data.sampler import MixSampler
-from tests.conftest import compose_config
+from tests.helpers import compose_config
 
 H_PX, W_PX = 40, 16  # portrait, like many real part photos
 

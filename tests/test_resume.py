@@ -15,23 +15,26 @@ import pytest
 import torch
 
 from anomaly_vit.checkpointing.resume import config_changes, hydra_subdir, resume_run_dir
-from tests.conftest import run_cli, tensorboard_steps
+from tests.helpers import run_cli, tensorboard_points, tensorboard_steps
 
 COMMON = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=4", "seed=7",
           "callbacks.rollouts=null", "model.net.drop_path_rate=0.1"]  # fmt: skip
 
 
 class KillAfterEpoch(L.Callback):
-    """Test helper: end the process like a kill once `epoch` epochs are trained and saved."""
+    """Test helper: end the process like a kill once `epoch` epochs are trained and saved.
 
-    def __init__(self, epoch: int) -> None:
+    With `wait_for_writer` the background checkpoint writer is let finish first; without it the
+    process dies at once, while the last epoch's checkpoint may still be in the writer's hands."""
+
+    def __init__(self, epoch: int, wait_for_writer: bool = True) -> None:
         self.epoch = epoch
+        self.wait_for_writer = wait_for_writer
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
-            # checkpoints are written by a background thread: let the last one land, then die
-            # (a kill inside those ~70 ms keeps the checkpoint before it, see test_faults)
-            trainer.strategy.checkpoint_io.teardown()
+            if self.wait_for_writer:
+                trainer.strategy.checkpoint_io.teardown()
             os._exit(17)
 
 
@@ -40,11 +43,29 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The 4-epoch run the interrupted ones must end up equal to."""
+    root = tmp_path_factory.mktemp("resume")
+    run_cli(
+        "anomaly_vit.train", *COMMON, f"paths.root_dir={root}", f"hydra.run.dir={root / 'full'}"
+    )
+    return root / "full"
+
+
+def _same_rows(full: Path, part: Path) -> None:
+    rows_full, rows_part = _rows(full), _rows(part)
+    assert [int(r["epoch"]) for r in rows_part] == [1, 2, 3, 4]  # none lost, none twice
+    assert rows_part[0].keys() == rows_full[0].keys()
+    for a, b in zip(rows_full, rows_part, strict=True):
+        for key in a:
+            assert float(b[key]) == pytest.approx(float(a[key]), abs=1e-6), (a["epoch"], key)
+
+
 @pytest.mark.slow
-def test_resume_equals_uninterrupted(tmp_path):
-    full, part = tmp_path / "full", tmp_path / "part"
+def test_resume_equals_uninterrupted(tmp_path, uninterrupted):
+    full, part = uninterrupted, tmp_path / "part"
     root = [f"paths.root_dir={tmp_path}"]
-    run_cli("anomaly_vit.train", *COMMON, *root, f"hydra.run.dir={full}")
     killed = run_cli("anomaly_vit.train", *COMMON, *root, f"hydra.run.dir={part}",
                      "+callbacks.kill._target_=tests.test_resume.KillAfterEpoch", "+callbacks.kill.epoch=2",
                      check=False)  # fmt: skip
@@ -61,12 +82,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert "kill" in (part / ".hydra" / "overrides.yaml").read_text()  # the first config is kept
     assert len(list((part / ".hydra").glob("resume_*/overrides.yaml"))) == 1
 
-    rows_full, rows_part = _rows(full), _rows(part)
-    assert [int(r["epoch"]) for r in rows_part] == [1, 2, 3, 4]
-    assert rows_part[0].keys() == rows_full[0].keys()
-    for a, b in zip(rows_full, rows_part, strict=True):
-        for key in a:
-            assert float(b[key]) == pytest.approx(float(a[key]), abs=1e-6), (a["epoch"], key)
+    _same_rows(full, part)
     test_full = json.loads((full / "summary.json").read_text())["test"]
     test_part = json.loads((part / "summary.json").read_text())["test"]
     for key, value in test_full.items():
@@ -78,6 +94,41 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert all(torch.equal(weights_full[k], weights_part[k]) for k in weights_full)
     # one TensorBoard run: every epoch once, no gap, no duplicate
     assert tensorboard_steps(part, "train/loss") == [1, 2, 3, 4]
+    assert sorted(p.name for p in (part / "checkpoints").glob("epoch_*.ckpt")) == [
+        f"epoch_000{i}.ckpt" for i in (1, 2, 3, 4)
+    ]
+
+
+@pytest.mark.slow
+def test_killed_right_after_an_epoch_with_the_background_writer(tmp_path, uninterrupted):
+    """The default writer (checkpoint_in_background=true) and no waiting for it: the process
+    dies the moment epoch 2 is over, its checkpoint possibly still being written."""
+    part = tmp_path / "part"
+    root = [f"paths.root_dir={tmp_path}"]
+    killed = run_cli("anomaly_vit.train", *COMMON, *root, f"hydra.run.dir={part}",
+                     "+callbacks.kill._target_=tests.test_resume.KillAfterEpoch", "+callbacks.kill.epoch=2",
+                     "+callbacks.kill.wait_for_writer=false", check=False)  # fmt: skip
+    assert killed.returncode == 17
+    # every checkpoint file that survived loads, weights only (a write cut short left no file)
+    survivors = sorted((part / "checkpoints").glob("*.ckpt"))
+    assert part / "checkpoints" / "last.ckpt" in survivors
+    epochs: dict[str, int] = {}
+    for path in survivors:
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+        assert checkpoint["state_dict"], path.name
+        epochs[path.name] = int(checkpoint["epoch"]) + 1  # Lightning's is 0-based, at the save
+    # epochs done: 2, or 1 when the kill beat the writer (files are queued one after the other:
+    # epoch_0002.ckpt may have landed and last.ckpt not yet); never a torn or later file
+    assert epochs["last.ckpt"] in (1, 2) and set(epochs.values()) <= {1, 2}
+    assert [int(r["epoch"]) for r in _rows(part)] == [1, 2]  # metrics.csv is written in-line
+
+    run_cli("anomaly_vit.train", *COMMON, *root, f"ckpt_path={part}/checkpoints/last.ckpt")
+    _same_rows(uninterrupted, part)  # the epoch the writer lost is trained again, once
+    # TensorBoard shows every epoch once: a point of an epoch trained again is purged
+    shown = tensorboard_points(part, "train/loss")
+    assert [step for step, _ in shown] == [1, 2, 3, 4]
+    expected = tensorboard_points(uninterrupted, "train/loss")
+    assert [v for _, v in shown] == pytest.approx([v for _, v in expected], abs=1e-6)
     assert sorted(p.name for p in (part / "checkpoints").glob("epoch_*.ckpt")) == [
         f"epoch_000{i}.ckpt" for i in (1, 2, 3, 4)
     ]

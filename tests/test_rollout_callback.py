@@ -231,7 +231,7 @@ def test_smoke_run_dumps_every_epoch(smoke_run):
 
 def test_synthetic_probes_come_from_synthetic_sources(smoke_run, tmp_path):
     from anomaly_vit.build import build_datamodule
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     root = smoke_run.parents[2]
     cfg = compose_config("train", ["debug=smoke", f"paths.root_dir={root}"], tmp_path)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from anomaly_vit.data.records import SourceContext
 from anomaly_vit.data.sources import (
@@ -16,22 +15,7 @@ from anomaly_vit.data.sources import (
     SingleFolderSource,
     SourceError,
 )
-
-SIZE = 8
-
-
-def _image(path: Path, value: int = 100) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((SIZE, SIZE, 3), value, np.uint8)).save(path)
-    return path
-
-
-def _mask(path: Path, pixel: tuple[int, int] = (2, 3)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mask = np.zeros((SIZE, SIZE), np.uint8)
-    mask[pixel] = 255
-    Image.fromarray(mask).save(path)
-    return path
+from tests.helpers import image_file, mask_file
 
 
 def _context() -> SourceContext:
@@ -40,11 +24,11 @@ def _context() -> SourceContext:
 
 def _paired_tree(root: Path) -> None:
     for view in ("left", "right"):
-        _image(root / view / "good" / "a.png", 10)
-        _image(root / view / "scratch" / "b.png", 20)
-    _mask(root / "masks" / "left" / "scratch" / "b.png")
-    _image(root / "left" / "scratch" / "c.png")  # unpaired: no right view
-    _image(root / "left" / "stain" / "d.jpg")  # class only in left
+        image_file(root / view / "good" / "a.png", 10)
+        image_file(root / view / "scratch" / "b.png", 20)
+    mask_file(root / "masks" / "left" / "scratch" / "b.png")
+    image_file(root / "left" / "scratch" / "c.png")  # unpaired: no right view
+    image_file(root / "left" / "stain" / "d.jpg")  # class only in left
 
 
 def test_paired_layout_masks_and_unpaired(tmp_path: Path, caplog) -> None:
@@ -73,7 +57,7 @@ def test_paired_layout_masks_and_unpaired(tmp_path: Path, caplog) -> None:
     assert "c.png" in caplog.text and "d.jpg" in caplog.text
 
     image, mask = source.load(records[2])
-    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8 and image[0, 0, 0] == 20
+    assert image.shape == (8, 8, 3) and image.dtype == np.uint8 and image[0, 0, 0] == 20
     assert mask is not None and mask.sum() == 1 and mask[2, 3]
     assert source.load(records[0])[1] is None
 
@@ -92,7 +76,7 @@ def test_paired_unpaired_policies(tmp_path: Path) -> None:
 def test_paired_classes_filter_and_custom_masks_root(tmp_path: Path) -> None:
     root = tmp_path / "cams"
     _paired_tree(root)
-    _mask(tmp_path / "other" / "right" / "good" / "a.png")
+    mask_file(tmp_path / "other" / "right" / "good" / "a.png")
     source = PairedFolderSource(
         root=str(root), masks_root=str(tmp_path / "other"), classes=["good"], name="r"
     )
@@ -122,14 +106,14 @@ def test_paired_errors(tmp_path: Path) -> None:
     assert "no images" in str(info.value)
 
     root = tmp_path / "dup"
-    _image(root / "left" / "good" / "x.png")
-    _image(root / "right" / "scratch" / "x.png")
+    image_file(root / "left" / "good" / "x.png")
+    image_file(root / "right" / "scratch" / "x.png")
     with pytest.raises(SourceError, match="two classes"):
         PairedFolderSource(root=str(root), name="real").scan(_context())
 
     root = tmp_path / "twice"
-    _image(root / "left" / "good" / "x.png")
-    _image(root / "left" / "good" / "x.jpg")
+    image_file(root / "left" / "good" / "x.png")
+    image_file(root / "left" / "good" / "x.jpg")
     with pytest.raises(SourceError, match="same name"):
         PairedFolderSource(root=str(root), name="real").scan(_context())
 
@@ -139,11 +123,11 @@ def test_paired_errors(tmp_path: Path) -> None:
 
 def test_single_folder_with_masks(tmp_path: Path) -> None:
     root = tmp_path / "single"
-    _image(root / "good" / "g1.png")
-    _image(root / "good" / "g2.png")
-    _image(root / "crack" / "k1.bmp")
+    image_file(root / "good" / "g1.png")
+    image_file(root / "good" / "g2.png")
+    image_file(root / "crack" / "k1.bmp")
     (root / "good" / "notes.txt").write_text("ignored")
-    _mask(root / "masks" / "crack" / "k1.png")  # masks inside root: not a class
+    mask_file(root / "masks" / "crack" / "k1.png")  # masks inside root: not a class
     source = SingleFolderSource(root=str(root), masks_root=str(root / "masks"), name="cam")
     records = source.scan(_context())
     assert [(r.label, r.item_id, r.view) for r in records] == [
@@ -162,14 +146,14 @@ def test_single_folder_with_masks(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"data\.sources\.cam\.masks_root"):
         SingleFolderSource(root=str(root), masks_root=str(tmp_path / "x"), name="cam").scan(None)
     with pytest.raises(SourceError, match="two classes"):
-        _image(root / "crack" / "g1.png")
+        image_file(root / "crack" / "g1.png")
         SingleFolderSource(root=str(root), masks_root=str(root / "masks"), name="cam").scan(None)
 
 
 def test_renders_folder_synthetic_prefixes_item_ids(tmp_path: Path) -> None:
     root = tmp_path / "renders"
-    _image(root / "good" / "0001.png")
-    _image(root / "scratch" / "0002.png")
+    image_file(root / "good" / "0001.png")
+    image_file(root / "scratch" / "0002.png")
     source = SingleFolderSource(root=str(root), synthetic=True, weight=0.5, name="renders")
     records = source.scan(_context())
     assert [r.item_id for r in records] == ["renders:0001", "renders:0002"]
@@ -190,10 +174,10 @@ def _manifest(path: Path, text: str) -> Path:
 
 def test_manifest_relative_paths_and_optional_columns(tmp_path: Path) -> None:
     data = tmp_path / "lists"
-    _image(data / "imgs" / "a_left.png", 10)
-    _image(data / "imgs" / "a_right.png", 20)
-    _mask(data / "masks" / "a_right.png")
-    absolute = _image(tmp_path / "elsewhere" / "b.png", 30)
+    image_file(data / "imgs" / "a_left.png", 10)
+    image_file(data / "imgs" / "a_right.png", 20)
+    mask_file(data / "masks" / "a_right.png")
+    absolute = image_file(tmp_path / "elsewhere" / "b.png", 30)
     csv_path = _manifest(
         data / "index.csv",
         "path,label,item_id,view,mask,comment\n"
@@ -219,7 +203,7 @@ def test_manifest_relative_paths_and_optional_columns(tmp_path: Path) -> None:
 
 
 def test_manifest_errors(tmp_path: Path) -> None:
-    _image(tmp_path / "a.png")
+    image_file(tmp_path / "a.png")
     with pytest.raises(FileNotFoundError, match=r"data\.sources\.m\.csv_path"):
         ManifestSource(csv_path=str(tmp_path / "none.csv"), name="m").scan(_context())
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from anomaly_vit.sweep import objective as objective_module
 from anomaly_vit.sweep.report import main as report_main
 from anomaly_vit.sweep.report import read_jobs, swept_keys, write_report
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 SMOKE = ["debug=smoke", "callbacks.rollouts=null", "trainer.max_epochs=1"]
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 HYDRA_FILES = [".hydra/config.yaml", ".hydra/overrides.yaml"]  # written by the CLI only
 CONTRACT = [
@@ -47,11 +47,17 @@ def _check_contract(run_dir, cli=False):
     assert all(0.0 <= float(r["val/balanced_acc"]) <= 1.0 for r in rows)
     with (run_dir / "split.csv").open() as handle:
         split_rows = list(csv.DictReader(handle))
-    split_of_item = {}
-    for row in split_rows:
-        assert split_of_item.setdefault(row["item_id"], row["split"]) == row["split"], row[
-            "item_id"
-        ]
+    # the split is by item, at the configured ratios (0.6 / 0.2 / 0.2 of the real items)
+    items = {split: {r["item_id"] for r in split_rows if r["split"] == split and r["source"] == "real"}
+             for split in ("train", "val", "test")}  # fmt: skip
+    assert not (
+        items["train"] & items["val"]
+        or items["train"] & items["test"]
+        or items["val"] & items["test"]
+    )
+    n_items = sum(len(v) for v in items.values())
+    for split, ratio in (("train", 0.6), ("val", 0.2), ("test", 0.2)):
+        assert abs(len(items[split]) - ratio * n_items) <= 0.05 * n_items + 4, (split, n_items)
     # derived images (composites, painted) stay with their item; painted only from train items
     assert {r["split"] for r in split_rows if r["source"] == "painted"} == {"train"}
     assert {r["source"] for r in split_rows} == {"real", "composite", "painted"}
@@ -60,6 +66,10 @@ def _check_contract(run_dir, cli=False):
     assert summary["best_checkpoint"].endswith("best.ckpt")
     assert 0.0 <= summary["test"]["test/balanced_acc"] <= 1.0
     assert summary["data"]["test"] and all(k.startswith("real/") for k in summary["data"]["test"])
+    # the test metrics were computed on exactly the real test images split.csv lists
+    test_rows = [r for r in split_rows if r["split"] == "test" and r["source"] == "real"]
+    assert sum(summary["data"]["test"].values()) == len(test_rows)
+    assert sum(sum(row) for row in summary["test"]["test/confusion"]) == len(test_rows)
     return summary
 
 
@@ -67,7 +77,10 @@ def test_smoke_run_writes_the_contract(smoke_run):
     summary = _check_contract(smoke_run)
     checkpoint = torch.load(smoke_run / "checkpoints" / "best.ckpt", weights_only=True)
     assert checkpoint["anomaly_vit"]["config"]["data"]["synthetic_fraction"] == 0.5
-    assert 0.0 <= float(checkpoint["state_dict"]["defect_threshold"]) <= 1.0
+    # the stored threshold is the one validation chose (its choice: tests/test_threshold.py)
+    assert float(checkpoint["state_dict"]["defect_threshold"]) == pytest.approx(
+        summary["test"]["test/defect_threshold"], abs=1e-6
+    )
     assert summary["global_epoch"] == 2
 
 

@@ -1,0 +1,272 @@
+"""The rows of the benchmark table, built from the results of the bench's steps (runner.py)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from anomaly_vit.bench.epochs import NOISY_SPREAD
+from anomaly_vit.bench.report import Row, median, safe_ratio
+
+
+class Rows:
+    """One `Row` per benchmark; a step that failed or did not run gives a `skipped` row."""
+
+    def __init__(
+        self, settings: dict[str, Any], results: dict[str, Any], errors: dict[str, str]
+    ) -> None:
+        self.settings = settings
+        self.results = results
+        self.errors = errors
+
+    def all(self) -> list[Row]:
+        return [
+            self._throughput_row(),
+            self._data_row(),
+            self._rollout_row(),
+            self._flops_row(),
+            self._convergence_row(),
+            self._memory_row(),
+            self._startup_row(),
+        ]
+
+    def _failed(self, number: str, key: str, title: str, step: str) -> Row | None:
+        """A `skipped` row when `step` failed or did not run; None when it has results."""
+        if step in self.errors:
+            reason = self.errors[step].strip().splitlines()[-1]
+            return Row(
+                number,
+                key,
+                title,
+                None,
+                status="skipped",
+                shown="failed",
+                note=f"{step} failed: {reason}",
+            )
+        if step not in self.results:
+            return Row(
+                number,
+                key,
+                title,
+                None,
+                status="skipped",
+                shown="not run",
+                note="not run: the bench was interrupted before it",
+            )
+        return None
+
+    def _tp(self) -> dict[str, Any]:
+        session = self.results.get("throughput")
+        return session.summary() if session is not None else {}
+
+    def _throughput_row(self) -> Row:
+        title = "training throughput: pipeline / plain loop"
+        failed = self._failed("1", "throughput_ratio", title, "throughput")
+        if failed:
+            return failed
+        s, session = self._tp(), self.results["throughput"]
+        n = len(session.measured)
+        return Row(
+            "1", "throughput_ratio", title, s["ratio_paired_median"], "",
+            target=(">=", float(self.settings["targets"]["throughput_ratio"])),
+            shown=(f"{'noisy: ' if s['noisy'] else ''}{s['ratio_paired_median']:.3f} "
+                   f"({s['pipeline_img_per_s']:.1f} vs {s['plain_img_per_s']:.1f} img/s)"),
+            note=(f"median over {s['pairs_used']} of {n} paired epochs (a plain-loop epoch, then a train(cfg) "
+                  f"epoch, one process; first epoch skipped), the pairs where neither epoch ran over "
+                  f"{NOISY_SPREAD}x the fastest of its kind (busy machine); all pairs: "
+                  f"{', '.join(f'{r:.2f}' for r in s['paired_ratios'])}"
+                  f"{' (too few undisturbed pairs: rerun on a quieter machine)' if s['noisy'] else ''}; "
+                  f"pipeline epoch {s['pipeline_epoch_seconds']:.2f} s incl. epoch-end work "
+                  f"{s['epoch_end_seconds']:.2f} s, excl. validation {s['validation_seconds']:.2f} s; plain epoch "
+                  f"{s['plain_epoch_seconds']:.2f} s; batch {session.data.get('batch_size')}, "
+                  f"{session.data.get('steps_per_epoch')} steps/epoch"),
+            details={k: v for k, v in s.items()} | {"data": session.data,
+                                                   "epochs": [e.as_dict() for e in session.epochs]},
+        )  # fmt: skip
+
+    def _data_row(self) -> Row:
+        title = "data loading + augmentation share of a step"
+        failed = self._failed("2", "data_share", title, "throughput")
+        if failed:
+            return failed
+        s, session = self._tp(), self.results["throughput"]
+        return Row(
+            "2",
+            "data_share",
+            title,
+            s["fetch_share"],
+            "share",
+            target=("<=", float(self.settings["targets"]["data_share"])),
+            note=(
+                f"Lightning's train_dataloader_next + batch_to_device (its on_after_batch_transfer holds the batched augmentation) / pipeline epoch, median of {self._tp()['pairs_used']} "
+                f"epochs, data.num_workers={session.data.get('num_workers')}; the whole gap between "
+                f"steps (data + loop + callbacks' batch hooks): {100 * s['gap_share']:.1f} %"
+            ),
+            details={"fetch_share": s["fetch_share"], "gap_share": s["gap_share"]},
+        )
+
+    def _rollout_row(self) -> Row:
+        title = "rollout dumps share of training time"
+        failed = self._failed("3", "rollout_share", title, "throughput")
+        if failed:
+            return failed
+        session = self.results["throughput"]
+        info = session.rollouts
+        if not info:
+            return Row(
+                "3",
+                "rollout_share",
+                title,
+                None,
+                "share",
+                status="skipped",
+                note="no rollout dumps: the config has no RolloutDumper (callbacks.rollouts is null)",
+            )
+        dump_epochs = set(info["dump_epochs"])
+        plain_val = [
+            e.validation_seconds for e in session.measured if e.global_epoch not in dump_epochs
+        ]
+        validation = median(plain_val) if plain_val else self._tp()["validation_seconds"]
+        epoch_seconds = self._tp()["pipeline_epoch_seconds"] + validation
+        every = info["every_n_epochs"]
+        dump, render = median(info["dump_seconds"]), median(info["render_seconds"])
+        share = safe_ratio(dump, every * epoch_seconds)
+        with_render = safe_ratio(
+            dump + (render if math.isfinite(render) else 0.0), every * epoch_seconds
+        )
+        where = "background thread" if info["render_in_background"] else "in the dump"
+        return Row(
+            "3",
+            "rollout_share",
+            title,
+            share,
+            "share",
+            target=("<=", float(self.settings["targets"]["rollout_share"])),
+            note=(
+                f"dump {dump:.2f} s (training waits; median of {len(info['dump_seconds'])}) / "
+                f"({every} epochs x {epoch_seconds:.2f} s, validation incl.); drawing the grid "
+                f"({where}) {render:.2f} s more: {100 * with_render:.1f} % with it; "
+                f"{info['probes']} probes, maps {', '.join(info['kinds'])}"
+            ),
+            details=info | {"epoch_seconds": epoch_seconds, "share_with_render": with_render},
+        )
+
+    def _flops_row(self) -> Row:
+        title = "training FLOP/s / fp32 matmul peak"
+        failed = self._failed("4", "flops_share", title, "throughput")
+        if failed:
+            return failed
+        s, session = self._tp(), self.results["throughput"]
+        peaks = [
+            *self.results.get("peak_before", []),
+            *session.peak_flops,
+            *self.results.get("peak_after", []),
+        ]
+        peak = max(peaks) if peaks else math.nan
+        share = safe_ratio(s["pipeline_flops_per_s"], peak)
+        size = self.settings["peak"]["matmul_size"]
+        return Row(
+            "4", "flops_share", title, share, "share",
+            shown=f"{100 * share:.1f} % ({s['pipeline_flops_per_s'] / 1e9:.1f} of {peak / 1e9:.1f} GFLOP/s)",
+            note=(f"model FLOPs {session.flops_per_image / 1e9:.3f} GFLOP/image per training step "
+                  f"(FlopCounterMode, fwd+bwd) x pipeline img/s; peak = best of {len(peaks)} fp32 "
+                  f"{size}x{size} matmuls (before, between and after the epochs), "
+                  f"{session.data.get('torch_threads')} threads; plain loop: "
+                  f"{100 * safe_ratio(s['plain_flops_per_s'], peak):.1f} %"),
+            details={"flops_per_image": session.flops_per_image, "peak_flops": peak, "peak_samples": peaks,
+                     "pipeline_flops_per_s": s["pipeline_flops_per_s"], "plain_flops_per_s": s["plain_flops_per_s"]},
+        )  # fmt: skip
+
+    def _convergence_row(self) -> Row:
+        title = "convergence: seed recipe epochs / default epochs"
+        target = (">=", float(self.settings["targets"]["convergence_ratio"]))
+        if not self.settings["convergence"]["enabled"]:
+            return Row(
+                "5",
+                "convergence_ratio",
+                title,
+                None,
+                "x",
+                target=target,
+                status="skipped",
+                note=(
+                    "quick mode skips it (run bench=full, or convergence.enabled=true)"
+                    if self.settings["mode"] == "quick"
+                    else "not run: convergence.enabled is false"
+                ),
+            )
+        failed = self._failed("5", "convergence_ratio", title, "convergence")
+        if failed:
+            return failed
+        conv = self.results["convergence"]
+        runs = conv["per_seed"]
+        statuses = {r["status"] for r in runs}
+        values = [r["ratio"] for r in runs if r["ratio"] is not None]
+        if statuses == {"measured"}:
+            value, status = median(values), "measured"
+        elif statuses <= {"measured", "lower_bound"}:
+            value, status = min(values), "lower_bound"
+        elif statuses <= {"measured", "upper_bound"}:
+            value, status = max(values), "upper_bound"
+        else:
+            value, status = None, "not_reached"
+        notes = []
+        for r in runs:
+            d, sr = r["default"], r["seed_recipe"]
+            notes.append(
+                f"seed {r['seed']}: default {_reached(d, conv)}; seed recipe {_reached(sr, conv)}"
+            )
+        wall = [r["wall_ratio"] for r in runs if r["wall_ratio"] is not None]
+        notes.append(f"wall-time ratio {median(wall):.1f}x" if wall else "no wall-time ratio")
+        return Row(
+            "5",
+            "convergence_ratio",
+            title,
+            value,
+            "x",
+            target=target,
+            status=status,
+            note=f"{conv['metric']} >= {conv['target']}: " + "; ".join(notes),
+            details=conv,
+        )
+
+    def _memory_row(self) -> Row:
+        title = "peak memory (RSS) of a default training run"
+        failed = self._failed("6a", "peak_rss", title, "memory")
+        if failed:
+            return failed
+        m = self.results["memory"]
+        return Row(
+            "6a",
+            "peak_rss",
+            title,
+            float(m["peak_rss_bytes"]),
+            "bytes",
+            note=(
+                f"python -m anomaly_vit.train trainer.max_epochs={m['max_epochs']} (then its "
+                f"test), ru_maxrss of that process; the run took {m['wall_seconds']:.0f} s"
+            ),
+            details=m,
+        )
+
+    def _startup_row(self) -> Row:
+        title = "CLI start-up (python -m anomaly_vit.train --help)"
+        failed = self._failed("6b", "startup", title, "startup")
+        if failed:
+            return failed
+        seconds = self.results["startup"]
+        return Row(
+            "6b",
+            "startup",
+            title,
+            median(seconds),
+            "s",
+            note=f"median of {len(seconds)}: " + ", ".join(f"{s:.2f}" for s in seconds),
+            details={"seconds": seconds},
+        )
+
+
+def _reached(run: dict[str, Any], conv: dict[str, Any]) -> str:
+    if run["epochs_to_target"] is not None:
+        return f"epoch {run['epochs_to_target']} ({run['seconds_to_target']:.0f} s)"
+    return f"not reached in {run['epochs_run']} epochs (best {run['best']:.3f}, {run['wall_seconds']:.0f} s)"

@@ -1,0 +1,22 @@
+"""Helpers shared by the tests: config composition, CLI runs, TensorBoard readers, tiny data
+and tiny models. Fixtures live in tests/conftest.py; everything else the tests share lives here."""
+
+from tests.helpers.config import CONF, ROOT, compose, compose_config
+from tests.helpers.data import SIZE_PX, image_file, mask_file, paired_tree, tiny, tiny_vit
+from tests.helpers.runs import run_cli, tensorboard_points, tensorboard_steps
+
+__all__ = [
+    "CONF",
+    "ROOT",
+    "SIZE_PX",
+    "compose",
+    "compose_config",
+    "image_file",
+    "mask_file",
+    "paired_tree",
+    "run_cli",
+    "tensorboard_points",
+    "tensorboard_steps",
+    "tiny",
+    "tiny_vit",
+]

@@ -1,0 +1,53 @@
+"""Running the CLI in a subprocess and reading what a run wrote."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers.config import ROOT
+
+
+def run_cli(
+    module: str, *overrides: str, cwd: Path = ROOT, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run `python -m module overrides...` in a subprocess and return it (output captured)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", module, *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{module} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
+    return result
+
+
+def tensorboard_steps(run_dir: Path, tag: str) -> list[int]:
+    """Sorted steps of scalar `tag` over every event file of a run's tensorboard/ folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = []
+    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if tag in accumulator.Tags()["scalars"]:
+            steps += [e.step for e in accumulator.Scalars(tag)]
+    return sorted(steps)
+
+
+def tensorboard_points(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of scalar `tag` as TensorBoard shows the run's tensorboard/ folder: one
+    reader over every event file in order, so a resumed run's purge hides abandoned points."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"))
+    accumulator.Reload()
+    return [(e.step, e.value) for e in accumulator.Scalars(tag)]
