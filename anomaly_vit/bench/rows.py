@@ -20,15 +20,69 @@ class Rows:
         self.errors = errors
 
     def all(self) -> list[Row]:
-        return [
-            self._throughput_row(),
-            self._data_row(),
-            self._rollout_row(),
-            self._flops_row(),
-            self._convergence_row(),
-            self._memory_row(),
-            self._startup_row(),
+        """The rows of the steps that were asked for (`steps`; all when empty)."""
+        builders = [
+            ("throughput", self._throughput_row),
+            ("throughput", self._data_row),
+            ("throughput", self._rollout_row),
+            ("throughput", self._flops_row),
+            ("convergence", self._convergence_row),
+            ("memory", self._memory_row),
+            ("startup", self._startup_row),
+            ("real_data", self._real_data_rows),
         ]
+        wanted = self.settings.get("steps") or [step for step, _ in builders]
+        rows: list[Row] = []
+        for step, build in builders:
+            if step in wanted:
+                built = build()
+                rows += built if isinstance(built, list) else [built]
+        return rows
+
+    def _real_data_rows(self) -> list[Row]:
+        titles = [
+            ("7a", "real_data_auroc", "real data: test defect AUROC, ViT recipe vs ResNet-18 peer"),
+            ("7b", "real_data_balanced_acc", "real data: test balanced accuracy, ViT vs peer"),
+        ]
+        if not self.settings["real_data"].get("manifest"):
+            note = "give real_data.manifest=PATH (a real defect set's manifest CSV)"
+            return [
+                Row(n, key, title, None, status="skipped", shown="not run", note=note)
+                for n, key, title in titles
+            ]
+        failed = [self._failed(n, key, title, "real_data") for n, key, title in titles]
+        if failed[0]:
+            return failed
+        result = self.results["real_data"]
+        goals = self.settings["real_data"]["targets"]
+        rows = []
+        for (n, key, title), metric in zip(
+            titles, ("test/auroc", "test/balanced_acc"), strict=True
+        ):
+            vit, peer = result["summary"]["vit"], result["summary"]["peer"]
+            (mean, std), (peer_mean, peer_std) = vit[metric], peer[metric]
+            seeds = [r["seed"] for r in result["per_seed"]["vit"]]
+            rows.append(
+                Row(
+                    n,
+                    key,
+                    title,
+                    mean,
+                    "",
+                    target=(">=", float(goals[metric.split("/")[1]])),
+                    shown=f"{mean:.3f} ± {std:.3f} vs peer {peer_mean:.3f} ± {peer_std:.3f}",
+                    note=(
+                        f"seeds {seeds}; per seed ViT "
+                        f"{', '.join(f'{r[metric]:.3f}' for r in result['per_seed']['vit'])}, peer "
+                        f"{', '.join(f'{r[metric]:.3f}' for r in result['per_seed']['peer'])}; "
+                        f"wall a seed: ViT {vit['wall_s'][0] / 60:.1f} min (whole CLI run), peer "
+                        f"{peer['wall_s'][0] / 60:.1f} min (capped at the ViT's); "
+                        f"{result['manifest']}"
+                    ),
+                    details=result,
+                )  # fmt: skip
+            )
+        return rows
 
     def _failed(self, number: str, key: str, title: str, step: str) -> Row | None:
         """A `skipped` row when `step` failed or did not run; None when it has results."""

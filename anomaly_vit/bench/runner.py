@@ -159,6 +159,13 @@ class Bench:
             "per_seed": per_seed,
         }
 
+    def real_data(self) -> dict[str, Any]:
+        from anomaly_vit.bench.real_data import run_real_data
+
+        real = dict(self.settings["real_data"])
+        real["train_overrides"] = [*real.get("train_overrides", []), *self.overrides]
+        return run_real_data(real, self.out_dir / "runs" / "real_data")
+
     def clean(self) -> None:
         if self.settings.get("keep_checkpoints"):
             return
@@ -187,13 +194,22 @@ def run_bench(settings: dict[str, Any], out_dir: Path) -> int:
         flush=True,
     )
     bench = Bench(settings, out_dir)
-    bench.step("peak_before", bench.peak)
-    bench.step("startup", bench.startup)
-    bench.step("throughput", bench.throughput)
-    bench.step("peak_after", bench.peak)
-    bench.step("memory", bench.memory)
-    if settings["convergence"]["enabled"]:
-        bench.step("convergence", bench.convergence)
+    steps = {
+        "peak_before": bench.peak,
+        "startup": bench.startup,
+        "throughput": bench.throughput,
+        "peak_after": bench.peak,
+        "memory": bench.memory,
+        "convergence": bench.convergence,
+        "real_data": bench.real_data,
+    }
+    wanted = settings.get("steps") or list(steps)
+    if not settings["convergence"]["enabled"]:
+        wanted = [s for s in wanted if s != "convergence"]
+    if not settings["real_data"].get("manifest"):
+        wanted = [s for s in wanted if s != "real_data"]
+    for name in wanted:
+        bench.step(name, steps[name])
     bench.clean()
     rows = Rows(settings, bench.results, bench.errors).all()
     wall = time.perf_counter() - wall_start
