@@ -133,3 +133,18 @@ def test_the_token_head_is_optimised_with_the_network():
     optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert {id(p) for p in model.token_head.parameters()} <= optimised
     assert {id(p) for p in model.net.parameters()} <= optimised
+
+
+def test_the_token_map_is_a_map_kind_of_explain():
+    from anomaly_vit.explain.predict import explain_images
+
+    model = ViTClassifier(["good", "defect"], NET, mask_loss={"weight": 1.0, "decision": "mix"})
+    images = _batch(2)["image"]
+    explanation = explain_images(model, images, ["rollout", "tokens"], good_class=0)
+    assert explanation.maps["tokens"].shape == (2, 32, 32)
+    assert explanation.grids["tokens"].shape == (2, 4, 4)
+    _, tokens = model.forward_with_tokens(images)
+    assert torch.allclose(explanation.grids["tokens"].flatten(1), tokens.sigmoid(), atol=1e-6)
+    plain = ViTClassifier(["good", "defect"], NET)
+    with pytest.raises(ValueError, match="map kind 'tokens' needs a model trained with the mask"):
+        explain_images(plain, images, ["tokens"], good_class=0)

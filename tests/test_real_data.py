@@ -266,7 +266,8 @@ def test_the_real_recipe_learns_an_imbalanced_set_the_unbalanced_default_calls_a
 ):
     root = make_real_set(tmp_path_factory.mktemp("imbalanced"), n_items=48, per_item=3, seed=1)
     manifest = root / "manifest.csv"  # 1 defect image in 9: 16 defects, 128 good
-    real = _fit(manifest, tmp_path_factory.mktemp("real_recipe"))
+    real_dir = tmp_path_factory.mktemp("real_recipe")
+    real = _fit(manifest, real_dir)
     plain = _fit(
         manifest,
         tmp_path_factory.mktemp("unbalanced"),
@@ -277,6 +278,21 @@ def test_the_real_recipe_learns_an_imbalanced_set_the_unbalanced_default_calls_a
     assert real["test/balanced_acc"] >= 0.85, real
     assert real["test/auroc"] >= 0.9, real
     assert plain["test/balanced_acc"] <= 0.6, plain  # says "good" to (nearly) everything
+    _fine_tune_carries_the_token_head(real_dir / "checkpoints" / "best.ckpt")
+
+
+def _fine_tune_carries_the_token_head(checkpoint: Path) -> None:
+    import torch
+
+    from anomaly_vit.checkpointing.finetune import apply_finetune
+    from anomaly_vit.model.module import ViTClassifier
+
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    child = ViTClassifier(hparams["classes"], hparams["net"], mask_loss=hparams["mask_loss"])
+    assert not torch.equal(child.token_head.proj.weight, stored["token_head.proj.weight"])
+    apply_finetune(child, str(checkpoint))
+    assert torch.equal(child.token_head.proj.weight, stored["token_head.proj.weight"])
 
 
 def test_auto_img_size_follows_the_photos_aspect_ratio(real_set, tmp_path):

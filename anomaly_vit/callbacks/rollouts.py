@@ -214,6 +214,8 @@ class RolloutDumper(L.Callback):
         return Path(trainer.default_root_dir) / self.dirname
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if getattr(pl_module, "token_head", None) is not None and "tokens" not in self.kinds:
+            self.kinds.append("tokens")  # the mask loss's own map: watch it become right
         if not trainer.is_global_zero:
             return
         self.probes = select_probes(

@@ -13,15 +13,21 @@ log = logging.getLogger(__name__)
 def apply_finetune(model, ckpt_path: str, trust_pickle: bool = False) -> None:
     """Start `model` from the weights in `ckpt_path`; continue its epoch count and lineage.
 
-    Loads the network weights only (`weights_only`; no optimizer, schedule or epoch: those start
-    fresh). If the class set differs, the classification head keeps its fresh initialisation
+    Loads the network weights, and the mask loss's token head when both models have one
+    (`weights_only`; no optimizer, schedule or epoch: those start fresh). If the class set differs, the classification head keeps its fresh initialisation
     and a warning says so. The parent (checkpoint, global epoch, run dir, config essentials) is
     appended to `model.lineage`, and `model.epoch_offset` makes this run's first epoch the
     parent's global epoch + 1.
     """
     checkpoint = load_checkpoint(ckpt_path, key="finetune_from", trust_pickle=trust_pickle)
     info = checkpoint.get("anomaly_vit", {})
-    state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    # the network and, when both runs use the mask loss, its token head
+    own = model.state_dict()
+    state = {
+        k: v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("net.") or (k.startswith("token_head.") and k in own)
+    }
     parent_classes = info.get("classes") or checkpoint.get("hyper_parameters", {}).get("classes")
     head_reinitialised = parent_classes != model.classes
     if head_reinitialised:
@@ -33,7 +39,6 @@ def apply_finetune(model, ckpt_path: str, trust_pickle: bool = False) -> None:
             parent_classes,
             model.classes,
         )
-    own = model.state_dict()
     mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if mismatched or not set(state) <= set(own):
         raise ValueError(

@@ -165,6 +165,8 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     kinds = check_kinds(cfg.kinds, "kinds")
     model, info = load_classifier(cfg.ckpt_path, trust_pickle=bool(cfg.trust_pickle))
     model.to(_device(str(cfg.device)))
+    if getattr(model, "token_head", None) is not None and "tokens" not in kinds:
+        kinds.append("tokens")  # a mask-guided model's own map is always shown and scored
     items = find_inputs(cfg.input, cfg.get("masks"), model.classes)
     size_hw = image_size_hw(model)
     patch_hw = patch_size_hw(model)

@@ -19,9 +19,10 @@ from torch import nn
 from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.explain.capture import find_vision_transformer
 from anomaly_vit.explain.maps import attention_maps
+from anomaly_vit.explain.readout import upsample_maps
 from anomaly_vit.explain.scores import score_maps
 
-MAP_KINDS = ("rollout", "relevance", "contrast")
+MAP_KINDS = ("rollout", "relevance", "contrast", "tokens")
 COUNT_KEYS = ("n_images", "n_images_skipped")  # bookkeeping entries of `score_maps`, not scores
 
 
@@ -76,7 +77,8 @@ def explain_images(
     """Maps of `kinds` for images as the model takes them (a ViTClassifier: [0, 255], unnormalised).
 
     One forward pass serves "rollout" and "relevance" together; "contrast" needs its own
-    backward pass.
+    backward pass; "tokens" is the mask loss's per-token defect probability (the model must have
+    been trained with `model.mask_loss.weight > 0`).
     """
     options = {"head_fusion": head_fusion, "discard_ratio": discard_ratio, "good_class": good_class}
     maps: dict[str, torch.Tensor] = {}
@@ -94,6 +96,10 @@ def explain_images(
         )
         outputs.append(out)
         maps["contrast"], grids["contrast"] = out["relevance"], out["relevance_grid"]
+    if "tokens" in kinds:
+        out = token_maps(model, images_bchw)
+        outputs.append(out)
+        maps["tokens"], grids["tokens"] = out["tokens"], out["tokens_grid"]
     first = outputs[0]
     return Explanation(
         maps={kind: maps[kind].cpu() for kind in kinds},
@@ -101,6 +107,27 @@ def explain_images(
         probs=first["probs"].cpu(),
         preds=first["preds"].cpu(),
     )
+
+
+def token_maps(model: nn.Module, images_bchw: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The token head's defect probability per patch, on the grid and upsampled to the image."""
+    if getattr(model, "token_head", None) is None:
+        raise ValueError(
+            "map kind 'tokens' needs a model trained with the mask loss "
+            "(model.mask_loss.weight > 0); drop 'tokens' from the map kinds."
+        )
+    with torch.no_grad():
+        logits_bk, tokens_bn = model.forward_with_tokens(images_bchw)
+    grid_hw = tuple(find_vision_transformer(model).patch_embed.grid_size)
+    grid = tokens_bn.float().sigmoid().reshape(len(tokens_bn), *grid_hw)
+    image_hw = (int(images_bchw.shape[-2]), int(images_bchw.shape[-1]))
+    probs = logits_bk.float().softmax(dim=-1)
+    return {
+        "tokens_grid": grid,
+        "tokens": upsample_maps(grid, image_hw),
+        "probs": probs,
+        "preds": probs.argmax(dim=-1),
+    }
 
 
 def per_image_scores(
