@@ -41,7 +41,7 @@ from anomaly_vit.rundir import read_metrics_csv
 from tests.helpers import ROOT, compose_config, run_cli
 
 ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "flops_share", "convergence_ratio",
-            "peak_rss", "startup"]  # fmt: skip
+            "peak_rss", "startup", "real_data_auroc", "real_data_balanced_acc"]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- convergence
@@ -322,6 +322,9 @@ def test_quick_bench_writes_every_row_with_finite_numbers(tmp_path):
         if key == "convergence_ratio":
             assert row["status"] == "skipped"  # quick mode
             continue
+        if key.startswith("real_data"):  # no real set given: the row says how to give one
+            assert row["status"] == "skipped" and "real_data.manifest=PATH" in row["note"], row
+            continue
         assert row["status"] == "measured", row
         assert (
             isinstance(row["value"], float) and math.isfinite(row["value"]) and row["value"] > 0
@@ -346,3 +349,32 @@ def test_data_seconds_count_fetching_and_batch_transfer_once():
     assert data_seconds(actions) == pytest.approx(0.4)  # the hook runs inside batch_to_device
     del actions["[Strategy]SingleDeviceStrategy.batch_to_device"]
     assert data_seconds(actions) == pytest.approx(0.39)
+
+
+@pytest.mark.slow
+def test_real_data_rows_compare_the_recipe_and_the_peer_on_one_split(tmp_path):
+    from tests.test_real_data import make_real_set
+
+    manifest = make_real_set(tmp_path / "set", n_items=24, per_item=3) / "manifest.csv"
+    tiny = ["model.net.img_size=[48,24]", "model.net.patch_size=8", "model.net.embed_dim=32",
+            "model.net.depth=1",
+            "model.net.num_heads=2", "trainer.max_epochs=2", "callbacks.rollouts=null"]  # fmt: skip
+    out = tmp_path / "bench"
+    run_cli(
+        "anomaly_vit.bench", "bench=real", f"real_data.manifest={manifest}", "real_data.seeds=[1]",
+        f"real_data.train_overrides={json.dumps(tiny)}", "real_data.peer.epochs=1",
+        f"hydra.run.dir={out}",
+    )  # fmt: skip
+    payload = json.loads((out / "bench.json").read_text())
+    rows = {row["key"]: row for row in payload["rows"]}
+    assert list(rows) == ["real_data_auroc", "real_data_balanced_acc"]  # bench=real: only these
+    result = payload["details"]["real_data_auroc"]
+    vit, peer = result["per_seed"]["vit"][0], result["per_seed"]["peer"][0]
+    for run in (vit, peer):
+        assert 0.0 <= run["test/auroc"] <= 1.0 and 0.0 <= run["test/balanced_acc"] <= 1.0
+    assert peer["wall_s"] <= vit["wall_s"] + 60  # the peer's budget is the ViT's wall time
+    # both were tested on the same real test images: the split the ViT run wrote
+    split = (out / "runs" / "real_data" / "vit_seed1" / "split.csv").read_text()
+    peer_split = (out / "runs" / "real_data" / "peer_seed1" / "split.csv").read_text()
+    assert split == peer_split
+    assert rows["real_data_auroc"]["value"] == pytest.approx(vit["test/auroc"])
