@@ -16,11 +16,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.callbacks.rollouts import RolloutDumper, is_due, select_probes, spread
+from anomaly_vit.callbacks.rollouts import RolloutDumper, is_due
 from anomaly_vit.data.cache import CachedImages, probe_pool
+from anomaly_vit.explain.probes import select_probes
 from anomaly_vit.explain.scores import score_maps
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.rundir import read_metrics_csv
+from anomaly_vit.viz.evolution import spread
 
 CLASSES = ["good", "scratch"]
 IMG, PATCH = 32, 8
