@@ -193,6 +193,7 @@ def test_schedule_and_spread():
         ({"probes_per_class": 0}, "callbacks.rollouts.probes_per_class"),
         ({"kinds": ["rollout", "gradcam"]}, "callbacks.rollouts.kinds"),
         ({"tolerance_px": -1}, "callbacks.rollouts.tolerance_px"),
+        ({"head_fusion": "median"}, "callbacks.rollouts.head_fusion"),
         ({"evolution_kind": "contrast", "kinds": ["rollout"]}, "callbacks.rollouts.evolution_kind"),
     ],
 )

@@ -41,6 +41,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
+from anomaly_vit.errors import parse_mode
 from anomaly_vit.explain.predict import (
     COUNT_KEYS,
     Explanation,
@@ -50,6 +51,7 @@ from anomaly_vit.explain.predict import (
     resolve_tolerance_px,
 )
 from anomaly_vit.explain.probes import Probes, dump_arrays, select_probes
+from anomaly_vit.explain.rollout import HeadFusion
 from anomaly_vit.explain.scores import CENTRE_BASELINE, RANDOM_BASELINE, score_with_baselines
 from anomaly_vit.rundir import (
     EVOLUTION_PNG,
@@ -85,7 +87,7 @@ class RolloutDumper(L.Callback):
         include_synthetic: bool = False,
         tolerance_px: int | None = None,
         patch_positive_share: float = 0.1,
-        head_fusion: str = "mean",
+        head_fusion: str = HeadFusion.MEAN,
         discard_ratio: float = 0.0,
         evolution_kind: str | None = None,
         evolution_max_columns: int = 12,
@@ -106,8 +108,6 @@ class RolloutDumper(L.Callback):
             raise ValueError(
                 f"{KEY}.tolerance_px must be >= 0 pixels (or null for one patch), got {tolerance_px}."
             )
-        if head_fusion not in ("mean", "max", "min"):
-            raise ValueError(f"{KEY}.head_fusion must be mean, max or min, got {head_fusion!r}.")
         if not 0.0 <= float(discard_ratio) < 1.0:
             raise ValueError(f"{KEY}.discard_ratio must be in [0, 1), got {discard_ratio}.")
         self.kinds = check_kinds(kinds, f"{KEY}.kinds")
@@ -121,7 +121,7 @@ class RolloutDumper(L.Callback):
         self.include_synthetic = bool(include_synthetic)
         self.tolerance_px = None if tolerance_px is None else int(tolerance_px)
         self.patch_positive_share = float(patch_positive_share)
-        self.head_fusion = head_fusion
+        self.head_fusion = parse_mode(HeadFusion, head_fusion, f"{KEY}.head_fusion")
         self.discard_ratio = float(discard_ratio)
         self.evolution_max_columns = int(evolution_max_columns)
         self.panel_in = float(panel_in)

@@ -1,6 +1,6 @@
 """A trained `ViTClassifier`'s maps, predictions and per-image scores (callback and command share it).
 
-Map kinds a user picks (`kinds`):
+Map kinds a user picks (`kinds`, the `MAP_KINDS` registry both read):
 - "rollout": attention rollout, class-agnostic (how input patches flow to the token the head reads);
 - "relevance": gradient-weighted relevance of the predicted class (Chefer et al.);
 - "contrast": gradient-weighted relevance of the defect-vs-good evidence (log p(defect) - log p(good)).
@@ -14,14 +14,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from timm.layers import to_2tuple
 from torch import nn
 
 from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.explain.capture import find_vision_transformer
 from anomaly_vit.explain.maps import attention_maps
+from anomaly_vit.explain.rollout import HeadFusion
 from anomaly_vit.explain.scores import score_maps
 
-MAP_KINDS = ("rollout", "relevance", "contrast")
+
+@dataclass(frozen=True)
+class MapKind:
+    """A map kind: the map `attention_maps` computes and what its relevance explains."""
+
+    method: str  # "rollout" or "relevance" (`explain.maps.attention_maps` kinds)
+    targets: str  # "predicted" (the arg-max class) or "contrast" (defect vs good)
+
+
+# kinds sharing `targets` come from one forward pass, in this order
+MAP_KINDS: dict[str, MapKind] = {
+    "rollout": MapKind("rollout", "predicted"),
+    "relevance": MapKind("relevance", "predicted"),
+    "contrast": MapKind("relevance", "contrast"),
+}
 COUNT_KEYS = ("n_images", "n_images_skipped")  # bookkeeping entries of `score_maps`, not scores
 
 
@@ -36,18 +52,14 @@ def check_kinds(kinds: Sequence[str], key: str) -> list[str]:
     return kinds
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
 def patch_size_hw(model: nn.Module) -> tuple[int, int]:
     """Patch size of the ViT in `model` (pixels, height and width)."""
-    return _pair(find_vision_transformer(model).patch_embed.patch_size)
+    return to_2tuple(find_vision_transformer(model).patch_embed.patch_size)
 
 
 def image_size_hw(model: nn.Module) -> tuple[int, int]:
     """Input image size of the ViT in `model` (pixels, height and width)."""
-    return _pair(find_vision_transformer(model).patch_embed.img_size)
+    return to_2tuple(find_vision_transformer(model).patch_embed.img_size)
 
 
 def resolve_tolerance_px(model: nn.Module, tolerance_px: int | None) -> int:
@@ -70,30 +82,29 @@ def explain_images(
     images_bchw: torch.Tensor,
     kinds: Sequence[str],
     good_class: int,
-    head_fusion: str = "mean",
+    head_fusion: str = HeadFusion.MEAN,
     discard_ratio: float = 0.0,
 ) -> Explanation:
     """Maps of `kinds` for images as the model takes them (a ViTClassifier: [0, 255], unnormalised).
 
-    One forward pass serves "rollout" and "relevance" together; "contrast" needs its own
-    backward pass.
+    Kinds with the same targets share one forward pass ("rollout" and "relevance"); "contrast"
+    needs its own backward pass. Predictions come from the first pass.
     """
     options = {"head_fusion": head_fusion, "discard_ratio": discard_ratio, "good_class": good_class}
+    by_targets: dict[str, list[str]] = {}
+    for kind, spec in MAP_KINDS.items():
+        if kind in kinds:
+            by_targets.setdefault(spec.targets, []).append(kind)
     maps: dict[str, torch.Tensor] = {}
     grids: dict[str, torch.Tensor] = {}
     outputs = []
-    shared = tuple(kind for kind in ("rollout", "relevance") if kind in kinds)
-    if shared:
-        out = attention_maps(model, images_bchw, kinds=shared, targets="predicted", **options)
+    for targets, group in by_targets.items():
+        methods = tuple(MAP_KINDS[kind].method for kind in group)
+        out = attention_maps(model, images_bchw, kinds=methods, targets=targets, **options)
         outputs.append(out)
-        for kind in shared:
-            maps[kind], grids[kind] = out[kind], out[f"{kind}_grid"]
-    if "contrast" in kinds:
-        out = attention_maps(
-            model, images_bchw, kinds=("relevance",), targets="contrast", **options
-        )
-        outputs.append(out)
-        maps["contrast"], grids["contrast"] = out["relevance"], out["relevance_grid"]
+        for kind in group:
+            method = MAP_KINDS[kind].method
+            maps[kind], grids[kind] = out[method], out[f"{method}_grid"]
     first = outputs[0]
     return Explanation(
         maps={kind: maps[kind].cpu() for kind in kinds},
