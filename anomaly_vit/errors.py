@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from enum import StrEnum
+from enum import Enum
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
@@ -22,17 +22,18 @@ USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError)
 STATE_DICT_MISMATCH = "Error(s) in loading state_dict"
 MAX_MISMATCH_NAMES = 5  # parameter names of torch's mismatch details shown in the message
 
-Mode = TypeVar("Mode", bound=StrEnum)
+Mode = TypeVar("Mode", bound=Enum)
 
 
-def parse_mode(
-    modes: type[Mode], value: str, key: str, error: type[ValueError] = ValueError
+def enum_value(
+    modes: type[Mode], value: object, key: str, error: type[ValueError] = ValueError
 ) -> Mode:
-    """`value` as a member of the str Enum `modes`, or a one-line `error` naming the config `key`."""
+    """`value` as a member of the (str) Enum `modes`, or a one-line `error` naming the config
+    `key` and the choices."""
     try:
-        return modes(value)
+        return modes(str(value.value if isinstance(value, Enum) else value))
     except ValueError:
-        raise error(f"{key} must be one of {[m.value for m in modes]}, got {value!r}.") from None
+        raise error(f"{key}={value!r}: use one of {[m.value for m in modes]}.") from None
 
 
 class UserError(SystemExit):

@@ -371,7 +371,7 @@ CONFIG_CASES = {
     ),
     "unknown head fusion (rollouts)": (
         ["+setup=rollouts", "callbacks.rollouts.head_fusion=median"],
-        ["callbacks.rollouts.head_fusion must be one of ['mean', 'max', 'min'], got 'median'"],
+        ["callbacks.rollouts.head_fusion='median': use one of ['mean', 'max', 'min']"],
     ),
     "unknown timm model": (
         ["model.net.model_name=vit_tiny_patch16_22"],

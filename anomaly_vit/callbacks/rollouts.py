@@ -41,7 +41,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.errors import parse_mode
+from anomaly_vit.errors import enum_value
 from anomaly_vit.explain.predict import (
     COUNT_KEYS,
     Explanation,
@@ -121,7 +121,7 @@ class RolloutDumper(L.Callback):
         self.include_synthetic = bool(include_synthetic)
         self.tolerance_px = None if tolerance_px is None else int(tolerance_px)
         self.patch_positive_share = float(patch_positive_share)
-        self.head_fusion = parse_mode(HeadFusion, head_fusion, f"{KEY}.head_fusion")
+        self.head_fusion = enum_value(HeadFusion, head_fusion, f"{KEY}.head_fusion")
         self.discard_ratio = float(discard_ratio)
         self.evolution_max_columns = int(evolution_max_columns)
         self.panel_in = float(panel_in)

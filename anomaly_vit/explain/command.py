@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from anomaly_vit.data.bad_images import OnBadImage
-from anomaly_vit.errors import parse_mode, task_wrapper
+from anomaly_vit.errors import enum_value, task_wrapper
 from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input
 from anomaly_vit.explain.predict import (
     Explanation,
@@ -160,8 +160,8 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"ckpt_path is required: {USAGE}")
     if not cfg.get("input"):
         raise ValueError(f"input is required: {USAGE}")
-    on_bad_image = parse_mode(OnBadImage, cfg.on_bad_image, "on_bad_image")
-    head_fusion = parse_mode(HeadFusion, cfg.head_fusion, "head_fusion")
+    on_bad_image = enum_value(OnBadImage, cfg.on_bad_image, "on_bad_image")
+    head_fusion = enum_value(HeadFusion, cfg.head_fusion, "head_fusion")
     if int(cfg.batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}.")
     kinds = check_kinds(cfg.kinds, "kinds")

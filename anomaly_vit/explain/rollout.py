@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import torch
 
-from anomaly_vit.errors import parse_mode
+from anomaly_vit.errors import enum_value
 
 
 class HeadFusion(StrEnum):
@@ -39,7 +39,7 @@ HEAD_FUSIONS: dict[HeadFusion, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def fuse_heads(attn_bhnn: torch.Tensor, head_fusion: str = HeadFusion.MEAN) -> torch.Tensor:
     """Fuse the heads of one layer's attention: [B, H, N, N] -> [B, N, N]."""
-    return HEAD_FUSIONS[parse_mode(HeadFusion, head_fusion, "head_fusion")](attn_bhnn)
+    return HEAD_FUSIONS[enum_value(HeadFusion, head_fusion, "head_fusion")](attn_bhnn)
 
 
 def discard_lowest(

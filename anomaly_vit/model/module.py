@@ -19,7 +19,7 @@ from torchmetrics.classification import (
 )
 from torchmetrics.functional.classification import binary_roc
 
-from anomaly_vit.data.labels import enum_value
+from anomaly_vit.errors import enum_value
 from anomaly_vit.model.factory import create_vit
 from anomaly_vit.model.mask_guidance import (
     Decision,

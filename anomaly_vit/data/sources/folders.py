@@ -28,7 +28,7 @@ from pathlib import Path
 from anomaly_vit.data.image_io import IMAGE_EXTENSIONS, is_image_file
 from anomaly_vit.data.records import VIEWS_PAIRED, Record, SourceContext
 from anomaly_vit.data.sources.base import VIEW_SINGLE, BaseSource, SourceError, listing
-from anomaly_vit.errors import parse_mode
+from anomaly_vit.errors import enum_value
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class PairedFolderSource(FolderSource):
         weight: float = 1.0,
     ) -> None:
         super().__init__(root, masks_root, classes, item_id_prefix, name, synthetic, weight)
-        self.on_unpaired = parse_mode(OnUnpaired, on_unpaired, self.key("on_unpaired"), SourceError)
+        self.on_unpaired = enum_value(OnUnpaired, on_unpaired, self.key("on_unpaired"), SourceError)
         self.unpaired: list[str] = []
 
     def scan(self, context: SourceContext | None = None) -> list[Record]:
