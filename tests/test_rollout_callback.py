@@ -66,7 +66,7 @@ class TinyData(L.LightningDataModule):
 
 def _fit(root, max_epochs: int, dumper: RolloutDumper) -> L.Trainer:
     L.seed_everything(0)
-    model = ViTClassifier(classes=CLASSES, net=NET, scheduler={"name": "constant"})
+    model = ViTClassifier(classes=CLASSES, net=NET, scheduler=None)
     trainer = L.Trainer(
         default_root_dir=root,
         max_epochs=max_epochs,

@@ -147,21 +147,11 @@ def finite_or_blank(value: float) -> float | str:
 def load_classifier(ckpt_path: str | Path, trust_pickle: bool = False, key: str = "ckpt_path"):
     """A `ViTClassifier` from a checkpoint of anomaly_vit.train, on the CPU in eval mode.
 
-    Loads weights only (unless `trust_pickle`) and builds the net without pretrained weights,
-    like `anomaly_vit.eval`. Returns (model, the checkpoint's "anomaly_vit" info).
+    Loads weights only (unless `trust_pickle`) through `ViTClassifier.from_checkpoint`, like
+    `anomaly_vit.eval`. Returns (model, the checkpoint's "anomaly_vit" info).
     """
     from anomaly_vit.model.module import ViTClassifier
 
     checkpoint = load_checkpoint(ckpt_path, key=key, trust_pickle=trust_pickle)
-    hparams = checkpoint.get("hyper_parameters")
-    if not hparams or "net" not in hparams or "classes" not in hparams:
-        raise ValueError(
-            f"{key}={ckpt_path} carries no model hyper-parameters; it was not written by "
-            "anomaly_vit.train."
-        )
-    net = {**hparams["net"], "pretrained": False, "weights_path": None}
-    model = ViTClassifier(**{**hparams, "net": net})
-    model.load_state_dict(checkpoint["state_dict"])
-    model.on_load_checkpoint(checkpoint)
-    model.eval()
-    return model, checkpoint.get("anomaly_vit", {})
+    model = ViTClassifier.from_checkpoint(ckpt_path, key=key, checkpoint=checkpoint)
+    return model.eval(), checkpoint.get("anomaly_vit", {})
