@@ -8,7 +8,8 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
@@ -20,6 +21,19 @@ USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError)
 # torch's message when a checkpoint's weights do not fit the model (another architecture)
 STATE_DICT_MISMATCH = "Error(s) in loading state_dict"
 MAX_MISMATCH_NAMES = 5  # parameter names of torch's mismatch details shown in the message
+
+Mode = TypeVar("Mode", bound=Enum)
+
+
+def enum_value(
+    modes: type[Mode], value: object, key: str, error: type[ValueError] = ValueError
+) -> Mode:
+    """`value` as a member of the (str) Enum `modes`, or a one-line `error` naming the config
+    `key` and the choices."""
+    try:
+        return modes(str(value.value if isinstance(value, Enum) else value))
+    except ValueError:
+        raise error(f"{key}={value!r}: use one of {[m.value for m in modes]}.") from None
 
 
 class UserError(SystemExit):

@@ -135,6 +135,11 @@ def write_dict_rows(
     return write_text(path, text.getvalue())
 
 
+def write_dump(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write a rollout dump (``rollouts/epoch_XXXX.npz``, compressed) atomically."""
+    return atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

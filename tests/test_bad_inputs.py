@@ -365,6 +365,14 @@ CONFIG_CASES = {
         ["model.net.img_size=30"],
         ["model.net.img_size=30 is not divisible by model.net.patch_size=8"],
     ),
+    "unknown stem": (
+        ["model.net.stem=vit"],
+        ["model.net.stem='vit': use one of ['patch', 'conv']"],
+    ),
+    "unknown head fusion (rollouts)": (
+        ["+setup=rollouts", "callbacks.rollouts.head_fusion=median"],
+        ["callbacks.rollouts.head_fusion='median': use one of ['mean', 'max', 'min']"],
+    ),
     "unknown timm model": (
         ["model.net.model_name=vit_tiny_patch16_22"],
         [

@@ -16,11 +16,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.callbacks.rollouts import RolloutDumper, is_due, select_probes, spread
+from anomaly_vit.callbacks.rollouts import RolloutDumper, is_due
 from anomaly_vit.data.cache import CachedImages, probe_pool
+from anomaly_vit.explain.probes import select_probes
 from anomaly_vit.explain.scores import score_maps
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.rundir import read_metrics_csv
+from anomaly_vit.viz.evolution import spread
 
 CLASSES = ["good", "scratch"]
 IMG, PATCH = 32, 8
@@ -64,7 +66,7 @@ class TinyData(L.LightningDataModule):
 
 def _fit(root, max_epochs: int, dumper: RolloutDumper) -> L.Trainer:
     L.seed_everything(0)
-    model = ViTClassifier(classes=CLASSES, net=NET, scheduler={"name": "constant"})
+    model = ViTClassifier(classes=CLASSES, net=NET, scheduler=None)
     trainer = L.Trainer(
         default_root_dir=root,
         max_epochs=max_epochs,
@@ -191,6 +193,7 @@ def test_schedule_and_spread():
         ({"probes_per_class": 0}, "callbacks.rollouts.probes_per_class"),
         ({"kinds": ["rollout", "gradcam"]}, "callbacks.rollouts.kinds"),
         ({"tolerance_px": -1}, "callbacks.rollouts.tolerance_px"),
+        ({"head_fusion": "median"}, "callbacks.rollouts.head_fusion"),
         ({"evolution_kind": "contrast", "kinds": ["rollout"]}, "callbacks.rollouts.evolution_kind"),
     ],
 )

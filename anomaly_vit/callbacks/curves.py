@@ -2,54 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import lightning as L
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from anomaly_vit.rundir import (  # noqa: E402
-    CURVES_PNG,
-    METRICS_CSV,
-    atomic_write,
-    lineage_rows,
-    read_metrics_csv,
-)
-
-PANELS = (
-    ("loss", ("train/loss", "val/loss")),
-    ("accuracy", ("train/acc", "val/acc", "val/balanced_acc")),
-)
-
-
-def plot_curves(
-    rows: list[dict[str, float]], path: str | Path, parent_rows: list[dict[str, float]] = ()
-) -> Path:
-    """Plot loss and accuracy against the global epoch; `parent_rows` (a lineage) drawn in grey."""
-    fig, axes = plt.subplots(
-        1, len(PANELS), figsize=(5 * len(PANELS), 3.6), constrained_layout=True
-    )
-    for ax, (title, keys) in zip(axes, PANELS, strict=True):
-        for key in keys:
-            for data, style in ((parent_rows, {"color": "0.7"}), (rows, {})):
-                points = [
-                    (r["epoch"], r[key]) for r in data if not math.isnan(r.get(key, math.nan))
-                ]
-                if points:
-                    xs, ys = zip(*points, strict=True)
-                    label = None if style else key
-                    ax.plot(xs, ys, marker="." if len(xs) < 30 else None, label=label, **style)
-        ax.set_title(title)
-        ax.set_xlabel("epoch (global)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    try:
-        return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=90))
-    finally:
-        plt.close(fig)
+from anomaly_vit.rundir import CURVES_PNG, METRICS_CSV, lineage_rows, read_metrics_csv
+from anomaly_vit.viz.curves import plot_curves
 
 
 class CurvesPlotter(L.Callback):

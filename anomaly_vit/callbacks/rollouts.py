@@ -1,10 +1,12 @@
 """`RolloutDumper`: attention maps of fixed validation probes every N epochs (PNG, npz, TB, metrics).
 
-Thin: maps come from `anomaly_vit.explain`, pictures from `anomaly_vit.viz.overlays`.
+Thin: probes and maps come from `anomaly_vit.explain`, pictures from `anomaly_vit.viz`, the
+files' names and writers from `anomaly_vit.rundir`.
 
 - Probes: `probes_per_class` images per class from the REAL validation split with their masks
-  (defective ones with a non-empty mask first), picked once at fit start by a seeded shuffle;
-  with `include_synthetic` the same number per class from the synthetic training sources too.
+  (defective ones with a non-empty mask first), picked once at fit start by a seeded shuffle
+  (`explain.probes.select_probes`); with `include_synthetic` the same number per class from the
+  synthetic training sources too.
 - When: at the end-of-epoch validation of every global epoch divisible by `every_n_epochs` and of
   the last epoch (`trainer.max_epochs`); never in the sanity check. Files are numbered by the
   GLOBAL epoch: `rollouts/epoch_XXXX.png` (the probe grid) and `epoch_XXXX.npz` (raw maps, probe
@@ -30,18 +32,16 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
-from PIL import Image
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
+from anomaly_vit.errors import enum_value
 from anomaly_vit.explain.predict import (
     COUNT_KEYS,
     Explanation,
@@ -50,101 +50,30 @@ from anomaly_vit.explain.predict import (
     patch_size_hw,
     resolve_tolerance_px,
 )
+from anomaly_vit.explain.probes import Probes, dump_arrays, select_probes
+from anomaly_vit.explain.rollout import HeadFusion
 from anomaly_vit.explain.scores import CENTRE_BASELINE, RANDOM_BASELINE, score_with_baselines
 from anomaly_vit.rundir import (
     EVOLUTION_PNG,
     ROLLOUT_PATTERN,
     ROLLOUTS_DIR,
     TIMING_JSON,
-    atomic_write,
     read_dumps,
     rollout_file,
+    write_dump,
     write_json,
 )
-from anomaly_vit.viz.overlays import (
-    evolution_figure,
-    figure_to_array,
-    probe_grid_figure,
-)
+from anomaly_vit.viz.evolution import evolution_from_dumps
+from anomaly_vit.viz.overlays import figure_to_array, probe_grid_figure, save_png
 
 log = logging.getLogger(__name__)
 
 KEY = "callbacks.rollouts"
 
 
-@dataclass
-class Probes:
-    """The fixed probe set: uint8 images [P, 3, H, W], labels [P], bool masks [P, H, W]."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    masks: torch.Tensor
-    synthetic: torch.Tensor  # bool [P]
-    paths: list[str]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
 def is_due(global_epoch: int, every_n_epochs: int, is_last: bool) -> bool:
     """Dump at global epochs N, 2N, ... and at the last epoch."""
     return is_last or global_epoch % every_n_epochs == 0
-
-
-def _pick(
-    labels: Sequence[int], has_mask: Sequence[bool], per_class: int, num_classes: int, seed: int
-) -> list[int]:
-    """Indices of up to `per_class` items per class: masked ones first, then a seeded shuffle."""
-    rank = np.random.default_rng(seed).permutation(len(labels))
-    chosen = []
-    for label in range(num_classes):
-        candidates = [i for i in range(len(labels)) if labels[i] == label]
-        candidates.sort(key=lambda i: (not has_mask[i], rank[i]))
-        chosen += candidates[:per_class]
-    return chosen
-
-
-def select_probes(
-    datamodule: Any, per_class: int, include_synthetic: bool, seed: int = 0
-) -> Probes | None:
-    """Probes from the real validation images (`datamodule.probe_pool`), optionally synthetic
-    training ones too. Returns None when the datamodule has no cached validation set with masks."""
-    pool = datamodule.probe_pool("val", synthetic=False)
-    if pool is None or len(pool) == 0:
-        return None
-    num_classes = len(datamodule.classes)
-    pools = [(pool, False)]
-    if include_synthetic:
-        pools.append((datamodule.probe_pool("train", synthetic=True), True))
-    images, masks, labels, paths, synthetic = [], [], [], [], []
-    for source_pool, is_synthetic in pools:
-        pool_labels = source_pool.labels
-        for j in _pick(pool_labels, source_pool.has_mask, per_class, num_classes, seed):
-            images.append(source_pool.image(j))
-            masks.append(source_pool.mask(j))
-            labels.append(pool_labels[j])
-            paths.append(source_pool.path(j))
-            synthetic.append(is_synthetic)
-    return Probes(
-        images=torch.stack(images),
-        labels=torch.tensor(labels, dtype=torch.long),
-        masks=torch.stack(masks).bool(),
-        synthetic=torch.tensor(synthetic, dtype=torch.bool),
-        paths=paths,
-    )
-
-
-def save_png(array_hw3: np.ndarray, path: Path) -> None:
-    """Write an HxWx3 uint8 array as a PNG, atomically."""
-    atomic_write(path, lambda handle: Image.fromarray(array_hw3).save(handle, format="PNG"))
-
-
-def spread(values: Sequence[int], max_count: int) -> list[int]:
-    """At most `max_count` of `values`, evenly spread, always with the first and the last."""
-    if len(values) <= max_count:
-        return list(values)
-    picks = np.unique(np.linspace(0, len(values) - 1, max_count).round().astype(int))
-    return [values[i] for i in picks]
 
 
 class RolloutDumper(L.Callback):
@@ -158,7 +87,7 @@ class RolloutDumper(L.Callback):
         include_synthetic: bool = False,
         tolerance_px: int | None = None,
         patch_positive_share: float = 0.1,
-        head_fusion: str = "mean",
+        head_fusion: str = HeadFusion.MEAN,
         discard_ratio: float = 0.0,
         evolution_kind: str | None = None,
         evolution_max_columns: int = 12,
@@ -179,8 +108,6 @@ class RolloutDumper(L.Callback):
             raise ValueError(
                 f"{KEY}.tolerance_px must be >= 0 pixels (or null for one patch), got {tolerance_px}."
             )
-        if head_fusion not in ("mean", "max", "min"):
-            raise ValueError(f"{KEY}.head_fusion must be mean, max or min, got {head_fusion!r}.")
         if not 0.0 <= float(discard_ratio) < 1.0:
             raise ValueError(f"{KEY}.discard_ratio must be in [0, 1), got {discard_ratio}.")
         self.kinds = check_kinds(kinds, f"{KEY}.kinds")
@@ -194,7 +121,7 @@ class RolloutDumper(L.Callback):
         self.include_synthetic = bool(include_synthetic)
         self.tolerance_px = None if tolerance_px is None else int(tolerance_px)
         self.patch_positive_share = float(patch_positive_share)
-        self.head_fusion = head_fusion
+        self.head_fusion = enum_value(HeadFusion, head_fusion, f"{KEY}.head_fusion")
         self.discard_ratio = float(discard_ratio)
         self.evolution_max_columns = int(evolution_max_columns)
         self.panel_in = float(panel_in)
@@ -301,7 +228,8 @@ class RolloutDumper(L.Callback):
         )
         scalars = self._scores(pl_module, explanation.maps)
         folder = self.folder(trainer)
-        self._save_npz(folder / rollout_file(epoch, "npz"), epoch, pl_module, explanation)
+        arrays = dump_arrays(epoch, self.kinds, pl_module.classes, self.probes, explanation)
+        write_dump(folder / rollout_file(epoch, "npz"), arrays)
         job = functools.partial(
             self._draw_grid, trainer, list(pl_module.classes), explanation, epoch, scalars.copy()
         )
@@ -393,24 +321,6 @@ class RolloutDumper(L.Callback):
             title=f"global epoch {epoch}\nshare of the map in the defect mask: {energy}",
         )
 
-    def _save_npz(self, path: Path, epoch: int, pl_module, explanation) -> None:
-        arrays = {
-            "epoch": np.asarray(epoch),
-            "kinds": np.asarray(self.kinds),
-            "classes": np.asarray(list(pl_module.classes)),
-            "images": self.probes.images.numpy(),
-            "masks": self.probes.masks.numpy(),
-            "labels": self.probes.labels.numpy(),
-            "synthetic": self.probes.synthetic.numpy(),
-            "paths": np.asarray(self.probes.paths),
-            "preds": explanation.preds.numpy(),
-            "probs": explanation.probs.numpy(),
-        }
-        for kind in self.kinds:
-            arrays[f"maps_{kind}"] = explanation.maps[kind].numpy()
-            arrays[f"grids_{kind}"] = explanation.grids[kind].numpy()
-        atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
-
     @staticmethod
     def _hand_over(trainer: L.Trainer, scalars: dict[str, float], epoch: int) -> None:
         writers = [cb for cb in trainer.callbacks if isinstance(cb, EpochMetricsWriter)]
@@ -425,28 +335,13 @@ class RolloutDumper(L.Callback):
     def write_evolution(self, trainer: L.Trainer) -> Path | None:
         """`evolution.png`: the latest probes' `evolution_kind` map at every dump (spread out)."""
         dumps = read_dumps(self.folder(trainer))
-        key = f"maps_{self.evolution_kind}"
-        if not dumps:
-            return None
-        latest = dumps[max(dumps)]
-        same = [
-            epoch
-            for epoch, dump in sorted(dumps.items())
-            if key in dump
-            and dump["images"].shape == latest["images"].shape
-            and np.array_equal(dump["images"], latest["images"])
-        ]
-        epochs = spread(same, self.evolution_max_columns)
-        figure = evolution_figure(
-            latest["images"],
-            {epoch: dumps[epoch][key] for epoch in epochs},
-            masks=latest["masks"],
-            kind=self.evolution_kind,
-            panel_in=self.panel_in,
+        figure = evolution_from_dumps(
+            dumps, self.evolution_kind, self.evolution_max_columns, self.panel_in
         )
+        if figure is None:
+            return None
         array = self._render(figure)
-        path = self.folder(trainer) / EVOLUTION_PNG
-        save_png(array, path)
+        path = save_png(array, self.folder(trainer) / EVOLUTION_PNG)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(

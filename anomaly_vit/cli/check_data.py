@@ -16,6 +16,7 @@ from omegaconf import DictConfig, open_dict
 
 from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule
+from anomaly_vit.data.bad_images import OnBadImage, on_bad_image_policy
 from anomaly_vit.data.report import render_report, write_report
 from anomaly_vit.errors import task_wrapper
 from anomaly_vit.rundir import DATA_REPORT_JSON
@@ -27,10 +28,12 @@ log = logging.getLogger(__name__)
 def check_data(cfg: DictConfig) -> dict[str, Any]:
     """Scan and decode every source, print the report, write data_report.json; return it."""
     output_dir = Path(cfg.paths.output_dir)
-    policy = cfg.data.get("on_bad_image", "skip")
+    policy = on_bad_image_policy(cfg.data.get("on_bad_image", OnBadImage.SKIP))
     data_cfg = cfg.data.copy()
     with open_dict(data_cfg):
-        data_cfg.on_bad_image = "skip"  # list every bad file; the policy decides the exit code
+        data_cfg.on_bad_image = (
+            OnBadImage.SKIP.value
+        )  # list every bad file; the policy decides the exit code
     datamodule = build_datamodule(data_cfg, output_dir)
     datamodule.report_on_setup = False
     datamodule.setup()
@@ -42,7 +45,7 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
     path = write_report(report, output_dir / DATA_REPORT_JSON)
     print(f"\nData report written to {path}")
     bad = report["bad_files"]
-    if policy == "error" and bad:
+    if policy == OnBadImage.ERROR and bad:
         raise ValueError(
             f"{len(bad)} bad image file(s), e.g. '{bad[0]['path']}' ({bad[0]['reason']}); with "
             "data.on_bad_image=error training stops at the first: fix or remove them (all are "

@@ -44,11 +44,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_cfg.demo = None  # evaluate on what exists; never regenerate here
     output_dir = Path(cfg.paths.output_dir)
     datamodule = build_datamodule(data_cfg, output_dir)
-    hparams = checkpoint["hyper_parameters"]
-    net = {**hparams["net"], "pretrained": False, "weights_path": None}
-    model = ViTClassifier(**{**hparams, "net": net})
-    model.load_state_dict(checkpoint["state_dict"])
-    model.on_load_checkpoint(checkpoint)
+    model = ViTClassifier.from_checkpoint(cfg.ckpt_path, checkpoint=checkpoint)
     if list(datamodule.classes) != model.classes:
         raise ValueError(
             f"the data has classes {datamodule.classes} but the checkpoint {model.classes}."

@@ -1,4 +1,7 @@
-"""Train entry point: `python -m anomaly_vit.train [overrides]` (Hydra). Thin: build and run."""
+"""Train entry point: `python -m anomaly_vit.train [overrides]` (Hydra).
+
+Thin: `build_run(cfg)` builds every object from the config, then fit, test, summarise.
+"""
 
 from __future__ import annotations
 
@@ -65,11 +68,9 @@ def log_config_text(loggers: list, cfg: DictConfig, overrides: list[str], step: 
             logger.experiment.add_text("config", config_markdown(cfg, overrides), global_step=step)
 
 
-@task_wrapper
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit (fresh, resumed from `ckpt_path`, or fine-tuned from `finetune_from`), then test the
-    best checkpoint on the real test split; write summary.json."""
-    L.seed_everything(cfg.seed, workers=True)
+def build_run(cfg: DictConfig) -> dict[str, Any]:
+    """Every object of a training run, from the config (the template's `object_dict`):
+    datamodule, model (resumed or fine-tuned weights wired in), callbacks, loggers, trainer."""
     output_dir = Path(cfg.paths.output_dir)
     resume_from, trust_pickle = cfg.get("ckpt_path"), cfg.get("trust_pickle", False)
     with exclusive(_prepare_lock(cfg)):
@@ -99,10 +100,46 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
     )
-    log_config_text(trainer.loggers, cfg, model.run_config.get("overrides", []), model.epoch_offset)
-    log.info("run dir: %s", output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=not trust_pickle)
+    return {
+        "cfg": cfg,
+        "datamodule": datamodule,
+        "model": model,
+        "callbacks": callbacks,
+        "loggers": loggers,
+        "trainer": trainer,
+    }
 
+
+@task_wrapper
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (fresh, resumed from `ckpt_path`, or fine-tuned from `finetune_from`), then test the
+    best checkpoint on the real test split; write summary.json."""
+    L.seed_everything(cfg.seed, workers=True)
+    run = build_run(cfg)
+    run_fit(cfg, run)
+    results = run_test(cfg, run)
+    if run["trainer"].is_global_zero:
+        summarise(cfg, run, results)
+    return results
+
+
+def run_fit(cfg: DictConfig, run: dict[str, Any]) -> None:
+    """Log the config to TensorBoard and fit (resuming from `ckpt_path` when set)."""
+    model, trainer = run["model"], run["trainer"]
+    log_config_text(trainer.loggers, cfg, model.run_config.get("overrides", []), model.epoch_offset)
+    log.info("run dir: %s", cfg.paths.output_dir)
+    trainer.fit(
+        model,
+        datamodule=run["datamodule"],
+        ckpt_path=cfg.get("ckpt_path"),
+        weights_only=not cfg.get("trust_pickle", False),
+    )
+
+
+def run_test(cfg: DictConfig, run: dict[str, Any]) -> dict[str, Any]:
+    """The last validation's metrics, the best score and (unless `test=false`) the best
+    checkpoint's metrics on the test split."""
+    model, trainer = run["model"], run["trainer"]
     results: dict[str, Any] = {
         "fit": {k: v for k, v in model.epoch_metrics.items() if not isinstance(v, list)}
     }
@@ -111,31 +148,35 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results["best_score"] = {monitored[0].monitor: float(monitored[0].best_model_score)}
     if cfg.get("test", True):
         best = monitored[0].best_model_path if monitored else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        trainer.test(
+            model, datamodule=run["datamodule"], ckpt_path=best or None, weights_only=False
+        )
         results["test"] = model.test_results
         results["best_checkpoint"] = best
-    if trainer.is_global_zero:
-        summary = {
-            "run_dir": str(output_dir),
-            "global_epoch": model.global_epoch - 1,
-            "classes": model.classes,
-            "config": model.run_config,
-            "lineage": model.lineage,
-            "data": datamodule.summary(),
-            **results,
-        }
-        write_json(output_dir / SUMMARY_JSON, summary)
-        for logger in trainer.loggers:
-            test = results.get("test", {})
-            finite = {k: v for k, v in test.items() if isinstance(v, float) and math.isfinite(v)}
-            logger.log_hyperparams(model.run_config.get("hparams", {}), finite)
-        log.info("done: %s", output_dir)
-        print(f"\nRun written to {output_dir}")
-        if "test" in results:
-            print(
-                f"test balanced accuracy: {results['test'].get('test/balanced_acc', float('nan')):.3f}"
-            )
     return results
+
+
+def summarise(cfg: DictConfig, run: dict[str, Any], results: dict[str, Any]) -> None:
+    """summary.json, the loggers' hparams with the test metrics, and the last lines printed."""
+    model, output_dir = run["model"], Path(cfg.paths.output_dir)
+    summary = {
+        "run_dir": str(output_dir),
+        "global_epoch": model.global_epoch - 1,
+        "classes": model.classes,
+        "config": model.run_config,
+        "lineage": model.lineage,
+        "data": run["datamodule"].summary(),
+        **results,
+    }
+    write_json(output_dir / SUMMARY_JSON, summary)
+    test_metrics = results.get("test", {})
+    finite = {k: v for k, v in test_metrics.items() if isinstance(v, float) and math.isfinite(v)}
+    for logger in run["trainer"].loggers:
+        logger.log_hyperparams(model.run_config.get("hparams", {}), finite)
+    log.info("done: %s", output_dir)
+    print(f"\nRun written to {output_dir}")
+    if "test" in results:
+        print(f"test balanced accuracy: {test_metrics.get('test/balanced_acc', float('nan')):.3f}")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from anomaly_vit.data.image_io import BadImageError
 from anomaly_vit.data.records import Record
+from anomaly_vit.errors import enum_value
 from anomaly_vit.rundir import DATA_REPORT_JSON
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,7 @@ class OnBadImage(StrEnum):
 
 def on_bad_image_policy(value: str) -> OnBadImage:
     """`value` as an `OnBadImage`, or a one-line error naming the config key."""
-    try:
-        return OnBadImage(value)
-    except ValueError:
-        raise ValueError(
-            f"data.on_bad_image must be one of {[p.value for p in OnBadImage]}, got {value!r}."
-        ) from None
+    return enum_value(OnBadImage, value, "data.on_bad_image")
 
 
 class BadImages:

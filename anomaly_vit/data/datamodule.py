@@ -26,7 +26,6 @@ from anomaly_vit.data.index import DataIndex, check_sources, is_derived, mix_wei
 from anomaly_vit.data.labels import (
     Balance,
     Task,
-    enum_value,
     inverse_frequency_weights,
     label_counts,
     resolve_balance,
@@ -42,6 +41,7 @@ from anomaly_vit.data.report import (
 from anomaly_vit.data.resize import auto_size_hw, resize_mode, size_hw
 from anomaly_vit.data.sampler import MixSampler
 from anomaly_vit.data.split import SPLITS, check_ratios
+from anomaly_vit.errors import enum_value
 from anomaly_vit.rundir import SPLIT_CSV
 
 log = logging.getLogger(__name__)

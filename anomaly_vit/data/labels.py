@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from enum import Enum, StrEnum
+from enum import StrEnum
 
 from anomaly_vit.data.records import Record, Source
 
@@ -30,14 +30,6 @@ class Balance(StrEnum):
     SAMPLER = "sampler"
     LOSS = "loss"
     NONE = "none"
-
-
-def enum_value(enum: type[Enum], value: object, key: str) -> Enum:
-    """`value` as a member of `enum`, or a one-line error naming `key` and the choices."""
-    try:
-        return enum(str(value.value if isinstance(value, Enum) else value))
-    except ValueError:
-        raise ValueError(f"{key}={value!r}: use one of {[m.value for m in enum]}.") from None
 
 
 def apply_task(

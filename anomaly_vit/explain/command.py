@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from anomaly_vit.errors import task_wrapper
+from anomaly_vit.data.bad_images import OnBadImage
+from anomaly_vit.errors import enum_value, task_wrapper
 from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input
 from anomaly_vit.explain.predict import (
     Explanation,
@@ -35,6 +36,7 @@ from anomaly_vit.explain.predict import (
     per_image_scores,
     resolve_tolerance_px,
 )
+from anomaly_vit.explain.rollout import HeadFusion
 from anomaly_vit.explain.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
@@ -86,7 +88,7 @@ def _load_batch(
         try:
             image, mask = load_input(item, size_hw)
         except ValueError as error:  # BadImageError: names the file and a fix
-            if on_bad_image == "error":
+            if on_bad_image == OnBadImage.ERROR:
                 raise
             log.warning("skipping: %s", error)
             skipped.append({"path": str(item.path), "error": str(error)})
@@ -158,8 +160,8 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"ckpt_path is required: {USAGE}")
     if not cfg.get("input"):
         raise ValueError(f"input is required: {USAGE}")
-    if cfg.on_bad_image not in ("error", "skip"):
-        raise ValueError(f"on_bad_image must be 'error' or 'skip', got {cfg.on_bad_image!r}.")
+    on_bad_image = enum_value(OnBadImage, cfg.on_bad_image, "on_bad_image")
+    head_fusion = enum_value(HeadFusion, cfg.head_fusion, "head_fusion")
     if int(cfg.batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}.")
     kinds = check_kinds(cfg.kinds, "kinds")
@@ -180,7 +182,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     log.info("explaining %d image(s) from %s with %s", len(items), cfg.input, cfg.ckpt_path)
     for start in range(0, len(items), int(cfg.batch_size)):
         batch, images, masks, has_mask = _load_batch(
-            items[start : start + int(cfg.batch_size)], size_hw, cfg.on_bad_image, skipped
+            items[start : start + int(cfg.batch_size)], size_hw, on_bad_image, skipped
         )
         if not batch:
             continue
@@ -189,7 +191,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
             images.to(next(model.parameters()).device),
             kinds,
             good_class=model.good_index,
-            head_fusion=cfg.head_fusion,
+            head_fusion=head_fusion,
             discard_ratio=float(cfg.discard_ratio),
         )
         baselines = {

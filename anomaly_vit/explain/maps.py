@@ -28,7 +28,7 @@ from anomaly_vit.explain.relevance import (
 )
 from anomaly_vit.explain.rollout import HeadFusion, attention_rollout
 
-MAP_KINDS = ("rollout", "relevance")
+MAP_METHODS = ("rollout", "relevance")  # what `MapKind.method` may name
 
 
 def probabilities(logits_bk: torch.Tensor) -> torch.Tensor:
@@ -41,10 +41,10 @@ def probabilities(logits_bk: torch.Tensor) -> torch.Tensor:
 def attention_maps(
     model: nn.Module,
     images_bchw: torch.Tensor,
-    kinds: Sequence[str] = MAP_KINDS,
+    kinds: Sequence[str] = MAP_METHODS,
     targets: TargetSpec = None,
     *,
-    head_fusion: HeadFusion = "mean",
+    head_fusion: str = HeadFusion.MEAN,
     discard_ratio: float = 0.0,
     start_layer: int = 0,
     good_class: int = 0,
@@ -67,9 +67,9 @@ def attention_maps(
         "preds": [B] arg-max classes, and with "relevance" "relevance_targets": [B] the class
         explained per sample (-1 for "contrast")}. Everything is detached.
     """
-    unknown = sorted(set(kinds) - set(MAP_KINDS))
+    unknown = sorted(set(kinds) - set(MAP_METHODS))
     if unknown:
-        raise ValueError(f"unknown map kinds {unknown}; choose from {list(MAP_KINDS)}")
+        raise ValueError(f"unknown map kinds {unknown}; choose from {list(MAP_METHODS)}")
     vit = find_vision_transformer(model)
     image_hw = (int(images_bchw.shape[-2]), int(images_bchw.shape[-1]))
     layout = token_layout(vit, image_hw)

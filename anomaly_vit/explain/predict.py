@@ -1,6 +1,6 @@
 """A trained `ViTClassifier`'s maps, predictions and per-image scores (callback and command share it).
 
-Map kinds a user picks (`kinds`):
+Map kinds a user picks (`kinds`, the `MAP_KINDS` registry both read):
 - "rollout": attention rollout, class-agnostic (how input patches flow to the token the head reads);
 - "relevance": gradient-weighted relevance of the predicted class (Chefer et al.);
 - "contrast": gradient-weighted relevance of the defect-vs-good evidence (log p(defect) - log p(good)).
@@ -14,15 +14,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from timm.layers import to_2tuple
 from torch import nn
 
 from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.explain.capture import find_vision_transformer
 from anomaly_vit.explain.maps import attention_maps
 from anomaly_vit.explain.readout import upsample_maps
+from anomaly_vit.explain.rollout import HeadFusion
 from anomaly_vit.explain.scores import score_maps
 
-MAP_KINDS = ("rollout", "relevance", "contrast", "tokens")
+
+@dataclass(frozen=True)
+class MapKind:
+    """A map kind: the map `attention_maps` computes and what its relevance explains."""
+
+    method: str  # "rollout" or "relevance" (`explain.maps.attention_maps` kinds), or "tokens"
+    targets: str  # "predicted" (the arg-max class), "contrast" (defect vs good) or "tokens"
+
+
+# kinds sharing `targets` come from one forward pass, in this order
+MAP_KINDS: dict[str, MapKind] = {
+    "rollout": MapKind("rollout", "predicted"),
+    "relevance": MapKind("relevance", "predicted"),
+    "contrast": MapKind("relevance", "contrast"),
+    # the mask loss's per-token defect probability (`token_maps`; models with a token head)
+    "tokens": MapKind("tokens", "tokens"),
+}
 COUNT_KEYS = ("n_images", "n_images_skipped")  # bookkeeping entries of `score_maps`, not scores
 
 
@@ -37,18 +55,14 @@ def check_kinds(kinds: Sequence[str], key: str) -> list[str]:
     return kinds
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-
 def patch_size_hw(model: nn.Module) -> tuple[int, int]:
     """Patch size of the ViT in `model` (pixels, height and width)."""
-    return _pair(find_vision_transformer(model).patch_embed.patch_size)
+    return to_2tuple(find_vision_transformer(model).patch_embed.patch_size)
 
 
 def image_size_hw(model: nn.Module) -> tuple[int, int]:
     """Input image size of the ViT in `model` (pixels, height and width)."""
-    return _pair(find_vision_transformer(model).patch_embed.img_size)
+    return to_2tuple(find_vision_transformer(model).patch_embed.img_size)
 
 
 def resolve_tolerance_px(model: nn.Module, tolerance_px: int | None) -> int:
@@ -71,35 +85,33 @@ def explain_images(
     images_bchw: torch.Tensor,
     kinds: Sequence[str],
     good_class: int,
-    head_fusion: str = "mean",
+    head_fusion: str = HeadFusion.MEAN,
     discard_ratio: float = 0.0,
 ) -> Explanation:
     """Maps of `kinds` for images as the model takes them (a ViTClassifier: [0, 255], unnormalised).
 
-    One forward pass serves "rollout" and "relevance" together; "contrast" needs its own
-    backward pass; "tokens" is the mask loss's per-token defect probability (the model must have
-    been trained with `model.mask_loss.weight > 0`).
+    Kinds with the same targets share one forward pass ("rollout" and "relevance"); "contrast"
+    needs its own backward pass; "tokens" (the mask loss's per-token defect probability) needs a
+    model trained with `model.mask_loss.weight > 0`. Predictions come from the first pass.
     """
     options = {"head_fusion": head_fusion, "discard_ratio": discard_ratio, "good_class": good_class}
+    by_targets: dict[str, list[str]] = {}
+    for kind, spec in MAP_KINDS.items():
+        if kind in kinds:
+            by_targets.setdefault(spec.targets, []).append(kind)
     maps: dict[str, torch.Tensor] = {}
     grids: dict[str, torch.Tensor] = {}
     outputs = []
-    shared = tuple(kind for kind in ("rollout", "relevance") if kind in kinds)
-    if shared:
-        out = attention_maps(model, images_bchw, kinds=shared, targets="predicted", **options)
+    for targets, group in by_targets.items():
+        methods = tuple(MAP_KINDS[kind].method for kind in group)
+        if targets == "tokens":
+            out = token_maps(model, images_bchw)
+        else:
+            out = attention_maps(model, images_bchw, kinds=methods, targets=targets, **options)
         outputs.append(out)
-        for kind in shared:
-            maps[kind], grids[kind] = out[kind], out[f"{kind}_grid"]
-    if "contrast" in kinds:
-        out = attention_maps(
-            model, images_bchw, kinds=("relevance",), targets="contrast", **options
-        )
-        outputs.append(out)
-        maps["contrast"], grids["contrast"] = out["relevance"], out["relevance_grid"]
-    if "tokens" in kinds:
-        out = token_maps(model, images_bchw)
-        outputs.append(out)
-        maps["tokens"], grids["tokens"] = out["tokens"], out["tokens_grid"]
+        for kind in group:
+            method = MAP_KINDS[kind].method
+            maps[kind], grids[kind] = out[method], out[f"{method}_grid"]
     first = outputs[0]
     return Explanation(
         maps={kind: maps[kind].cpu() for kind in kinds},
@@ -163,21 +175,11 @@ def finite_or_blank(value: float) -> float | str:
 def load_classifier(ckpt_path: str | Path, trust_pickle: bool = False, key: str = "ckpt_path"):
     """A `ViTClassifier` from a checkpoint of anomaly_vit.train, on the CPU in eval mode.
 
-    Loads weights only (unless `trust_pickle`) and builds the net without pretrained weights,
-    like `anomaly_vit.eval`. Returns (model, the checkpoint's "anomaly_vit" info).
+    Loads weights only (unless `trust_pickle`) through `ViTClassifier.from_checkpoint`, like
+    `anomaly_vit.eval`. Returns (model, the checkpoint's "anomaly_vit" info).
     """
     from anomaly_vit.model.module import ViTClassifier
 
     checkpoint = load_checkpoint(ckpt_path, key=key, trust_pickle=trust_pickle)
-    hparams = checkpoint.get("hyper_parameters")
-    if not hparams or "net" not in hparams or "classes" not in hparams:
-        raise ValueError(
-            f"{key}={ckpt_path} carries no model hyper-parameters; it was not written by "
-            "anomaly_vit.train."
-        )
-    net = {**hparams["net"], "pretrained": False, "weights_path": None}
-    model = ViTClassifier(**{**hparams, "net": net})
-    model.load_state_dict(checkpoint["state_dict"])
-    model.on_load_checkpoint(checkpoint)
-    model.eval()
-    return model, checkpoint.get("anomaly_vit", {})
+    model = ViTClassifier.from_checkpoint(ckpt_path, key=key, checkpoint=checkpoint)
+    return model.eval(), checkpoint.get("anomaly_vit", {})

@@ -14,23 +14,32 @@ Two departures from the public reference implementation (jacobgil/vit-explain) o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from enum import StrEnum
 
 import torch
 
-HeadFusion = Literal["mean", "max", "min"]
+from anomaly_vit.errors import enum_value
 
 
-def fuse_heads(attn_bhnn: torch.Tensor, head_fusion: HeadFusion = "mean") -> torch.Tensor:
+class HeadFusion(StrEnum):
+    """`head_fusion`: how one layer's heads become one attention matrix."""
+
+    MEAN = "mean"
+    MAX = "max"
+    MIN = "min"
+
+
+HEAD_FUSIONS: dict[HeadFusion, Callable[[torch.Tensor], torch.Tensor]] = {
+    HeadFusion.MEAN: lambda attn_bhnn: attn_bhnn.mean(dim=1),
+    HeadFusion.MAX: lambda attn_bhnn: attn_bhnn.amax(dim=1),
+    HeadFusion.MIN: lambda attn_bhnn: attn_bhnn.amin(dim=1),
+}
+
+
+def fuse_heads(attn_bhnn: torch.Tensor, head_fusion: str = HeadFusion.MEAN) -> torch.Tensor:
     """Fuse the heads of one layer's attention: [B, H, N, N] -> [B, N, N]."""
-    if head_fusion == "mean":
-        return attn_bhnn.mean(dim=1)
-    if head_fusion == "max":
-        return attn_bhnn.amax(dim=1)
-    if head_fusion == "min":
-        return attn_bhnn.amin(dim=1)
-    raise ValueError(f"head_fusion must be 'mean', 'max' or 'min', got {head_fusion!r}")
+    return HEAD_FUSIONS[enum_value(HeadFusion, head_fusion, "head_fusion")](attn_bhnn)
 
 
 def discard_lowest(
@@ -68,7 +77,7 @@ def add_residual(attn_bnn: torch.Tensor) -> torch.Tensor:
 
 def attention_rollout(
     attn_per_layer: Sequence[torch.Tensor],
-    head_fusion: HeadFusion = "mean",
+    head_fusion: str = HeadFusion.MEAN,
     discard_ratio: float = 0.0,
     start_layer: int = 0,
     num_protected_tokens: int = 1,

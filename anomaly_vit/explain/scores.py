@@ -28,14 +28,11 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+from timm.layers import to_2tuple
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 RANDOM_BASELINE = "baseline_random"
 CENTRE_BASELINE = "baseline_centre"
-
-
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
 def _check(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> None:
@@ -127,7 +124,7 @@ def patch_auroc(
 ) -> torch.Tensor:
     """AUROC on the patch grid: pooled map vs patches the mask covers >= the given share [B]."""
     _check(maps_bhw, masks_bhw)
-    kernel_hw = _pair(patch_size)
+    kernel_hw = to_2tuple(patch_size)
     grid_map_bhw = F.avg_pool2d(minmax_normalise(maps_bhw)[:, None], kernel_hw)[:, 0]
     coverage_bhw = F.avg_pool2d(masks_bhw[:, None].float(), kernel_hw)[:, 0]
     positive_bhw = coverage_bhw >= patch_positive_share

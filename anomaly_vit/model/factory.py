@@ -9,12 +9,12 @@ from typing import Any
 
 import timm
 import torch.nn as nn
+from timm.layers import to_2tuple
 
 from anomaly_vit.model.conv_stem import ConvStemEmbed
 
-
-def _as_pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+# `model.net.stem` -> the patch embedding class (None: timm's own patchify layer)
+STEMS: dict[str, type[nn.Module] | None] = {"patch": None, "conv": ConvStemEmbed}
 
 
 def create_vit(
@@ -38,20 +38,21 @@ def create_vit(
         hint = f" Did you mean {close}?" if close else " See timm.list_models('vit*')."
         raise ValueError(f"model.net.model_name={model_name!r} is not a timm model.{hint}")
     if "img_size" in overrides and "patch_size" in overrides:
-        img_h, img_w = _as_pair(overrides["img_size"])
-        patch_h, patch_w = _as_pair(overrides["patch_size"])
+        img_h, img_w = to_2tuple(overrides["img_size"])
+        patch_h, patch_w = to_2tuple(overrides["patch_size"])
         if img_h % patch_h or img_w % patch_w:
             raise ValueError(
                 f"model.net.img_size={overrides['img_size']} is not divisible by "
                 f"model.net.patch_size={overrides['patch_size']}: pick sizes so the patches tile the image."
             )
-    kwargs: dict[str, Any] = {"num_classes": num_classes, **overrides}
-    if stem == "conv":
-        kwargs["embed_layer"] = partial(ConvStemEmbed, stem_channels=stem_channels)
-    elif stem != "patch":
+    if stem not in STEMS:
         raise ValueError(
-            f"model.net.stem={stem!r}: use 'patch' (timm's patchify) or 'conv' (convolutional stem)."
+            f"model.net.stem={stem!r}: use one of {list(STEMS)} ('patch': timm's patchify, "
+            "'conv': convolutional stem)."
         )
+    kwargs: dict[str, Any] = {"num_classes": num_classes, **overrides}
+    if STEMS[stem] is not None:
+        kwargs["embed_layer"] = partial(STEMS[stem], stem_channels=stem_channels)
     if weights_path:
         path = Path(weights_path)
         if not path.is_file():

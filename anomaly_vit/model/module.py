@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from timm.optim import create_optimizer_v2
 from torchmetrics import CatMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import (
     BinaryAUROC,
@@ -19,7 +19,8 @@ from torchmetrics.classification import (
 )
 from torchmetrics.functional.classification import binary_roc
 
-from anomaly_vit.data.labels import enum_value
+from anomaly_vit.checkpointing.load import load_checkpoint
+from anomaly_vit.errors import enum_value
 from anomaly_vit.model.factory import create_vit
 from anomaly_vit.model.mask_guidance import (
     Decision,
@@ -28,7 +29,9 @@ from anomaly_vit.model.mask_guidance import (
     pool_mask_to_grid,
     token_mask_loss,
 )
+from anomaly_vit.model.optim import DEFAULT_OPTIMIZER, build_optimizer, check_factory
 
+TRAINING_HPARAMS = ("optimizer", "scheduler")  # never rebuilt from a checkpoint
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -43,28 +46,24 @@ def _class_metrics(num_classes: int) -> MetricCollection:
     )
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
-    """LR multiplier: linear warm-up from ~0 to 1, then cosine decay to `min_lr_ratio`."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 class ViTClassifier(L.LightningModule):
     """Classify images into `classes` (one of them the good class) with a timm ViT.
 
     Inputs are uint8 or float images in [0, 255] (NCHW); normalisation happens here, so the data
     pipeline stays uint8 and cheap. The defect score is 1 - p(good); the threshold on it that
     maximises balanced accuracy on validation is a buffer, so it travels in the checkpoint.
+
+    `optimizer` and `scheduler` are partial targets (`model.optim`); they are training settings,
+    kept out of the checkpoint's hyper-parameters, so a checkpoint loads weights-only and never
+    chooses what is built (`from_checkpoint`).
     """
 
     def __init__(
         self,
         classes: list[str],
         net: dict[str, Any],
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
         good_class: str = "good",
@@ -75,7 +74,11 @@ class ViTClassifier(L.LightningModule):
         mask_loss: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        check_factory(optimizer, "model.optimizer")
+        check_factory(scheduler, "model.scheduler")
+        self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
+        self.scheduler_factory = scheduler  # None: a constant learning rate
         self.classes = list(classes)
         if good_class not in self.classes:
             raise ValueError(f"good_class={good_class!r} is not among the classes {self.classes}.")
@@ -94,10 +97,6 @@ class ViTClassifier(L.LightningModule):
             )
         # built only when used, so weight 0 draws no extra random numbers (today's run exactly)
         self.token_head = TokenDefectHead(self.net.embed_dim) if self.mask_loss_weight > 0 else None
-        self.optimizer_cfg = {"lr": 1e-3, "weight_decay": 0.05, "opt": "adamw"} | dict(
-            optimizer or {}
-        )
-        self.scheduler_cfg = {"warmup_epochs": 0, "min_lr_ratio": 0.0} | dict(scheduler or {})
         self.epoch_offset = int(epoch_offset)
         self.register_buffer(
             "pixel_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False
@@ -304,24 +303,53 @@ class ViTClassifier(L.LightningModule):
         return metrics
 
     # ---------------------------------------------------------------------------- optimiser
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The configured optimizer on the network (and the mask loss's token head)."""
+        return build_optimizer(self.optimizer_factory, self.net, extra=self.token_head)
+
     def configure_optimizers(self) -> dict[str, Any]:
-        cfg = dict(self.optimizer_cfg)
-        optimizer = create_optimizer_v2(self.net, **cfg)
-        if self.token_head is not None:  # the mask loss's head learns with the same settings
-            optimizer.add_param_group({"params": list(self.token_head.parameters())})
+        optimizer = self.build_optimizer()
+        # read before the constant case too: it sets up the training data (the order of draws)
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
-        warmup_steps = int(self.scheduler_cfg["warmup_epochs"] * steps_per_epoch)
-        min_lr_ratio = float(self.scheduler_cfg["min_lr_ratio"])
-        if self.scheduler_cfg.get("name", "cosine") == "constant":
+        if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: warmup_cosine(step, max(1, warmup_steps), total_steps, min_lr_ratio),
+        schedule = self.scheduler_factory(
+            optimizer=optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # ---------------------------------------------------------------------------- checkpoint
+    @classmethod
+    def from_checkpoint(
+        cls,
+        ckpt_path: str | Path,
+        trust_pickle: bool = False,
+        key: str = "ckpt_path",
+        checkpoint: dict[str, Any] | None = None,
+    ) -> ViTClassifier:
+        """The model of a checkpoint of anomaly_vit.train, on the CPU, for eval and explain.
+
+        Loads with `weights_only` unless `trust_pickle` (or takes the already loaded
+        `checkpoint` of `ckpt_path`). Only the architecture comes from the checkpoint: the
+        network is built without pretrained weights or weight files, and the training settings
+        (optimizer, scheduler; old checkpoints stored them as dicts) are not read.
+        """
+        if checkpoint is None:
+            checkpoint = load_checkpoint(ckpt_path, key=key, trust_pickle=trust_pickle)
+        hparams = checkpoint.get("hyper_parameters")
+        if not hparams or "net" not in hparams or "classes" not in hparams:
+            raise ValueError(
+                f"{key}={ckpt_path} carries no model hyper-parameters; it was not written by "
+                "anomaly_vit.train."
+            )
+        architecture = {k: v for k, v in hparams.items() if k not in TRAINING_HPARAMS}
+        net = {**hparams["net"], "pretrained": False, "weights_path": None}
+        model = cls(**{**architecture, "net": net})
+        model.load_state_dict(checkpoint["state_dict"])
+        model.on_load_checkpoint(checkpoint)
+        return model
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["anomaly_vit"] = {
             "config": self.run_config,

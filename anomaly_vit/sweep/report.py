@@ -21,11 +21,11 @@ from typing import Any
 import yaml
 
 from anomaly_vit import rundir
+from anomaly_vit.viz.sweep import SweepSeries, plot_sweep
 
 CSV_NAME, MD_NAME, PLOT_NAME = rundir.SWEEP_CSV, rundir.SWEEP_MD, rundir.SWEEP_PNG
 DEFAULT_METRIC = "test/balanced_acc"
 TABLE_METRICS = ("test/balanced_acc", "test/auroc", "test/f1", "test/acc")
-MAX_LINES = 8  # more groups than this are drawn as points coloured by value, not as lines
 
 
 @dataclass
@@ -201,12 +201,7 @@ def plot(
     jobs: Sequence[Job], keys: Sequence[str], seed_keys: Sequence[str], metric: str, path: Path
 ) -> Path:
     """`metric` against the first non-seed swept key: mean ± std over seeds, one line per value
-    of the other swept keys, single jobs as faint dots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    of the other swept keys, single jobs as faint dots (drawn by `viz.sweep.plot_sweep`)."""
     group_keys = [k for k in keys if k not in seed_keys]
     x_key = group_keys[0] if group_keys else None
     hue_keys = group_keys[1:]
@@ -216,40 +211,28 @@ def plot(
     def x_of(value: str | None) -> float:
         return _number(value) if numeric else float(categories.index(value)) if x_key else 0.0
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
-    hues = group_jobs(jobs, hue_keys)
-    cmap = plt.get_cmap("viridis" if len(hues) > MAX_LINES else "tab10")
-    for index, hue in enumerate(hues):
-        color = cmap(index / max(1, len(hues) - 1)) if len(hues) > MAX_LINES else cmap(index % 10)
+    series = []
+    for hue in group_jobs(jobs, hue_keys):
         label = ", ".join(f"{k}={v}" for k, v in zip(hue_keys, hue.values, strict=True)) or None
         points = [(x_of(j.overrides.get(x_key)), j.metrics[metric]) for j in hue.jobs
                   if metric in j.metrics and math.isfinite(j.metrics[metric])]  # fmt: skip
-        if points:
-            ax.scatter(*zip(*points, strict=True), color=color, alpha=0.35, s=14)
-        if len(hues) > MAX_LINES:
-            continue
-        xs, means, stds = [], [], []
+        line = SweepSeries(label, points)
         for group in group_jobs(hue.jobs, [x_key] if x_key else []):
             mean, std, n = group.stats(metric)
             if n:
-                xs.append(x_of(group.values[0]) if x_key else 0.0)
-                means.append(mean)
-                stds.append(std)
-        if xs:
-            ax.errorbar(xs, means, yerr=stds, color=color, marker="o", capsize=4, label=label)
-    if categories:
-        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
-    ax.set_xlabel(x_key or "job")
-    ax.set_ylabel(metric)
+                line.xs.append(x_of(group.values[0]) if x_key else 0.0)
+                line.means.append(mean)
+                line.stds.append(std)
+        series.append(line)
     seeds = [k for k in keys if k in seed_keys]
-    ax.set_title(f"{metric}: mean ± std over {', '.join(seeds) or 'jobs'}", fontsize=10)
-    ax.grid(alpha=0.3)
-    if hue_keys and len(hues) <= MAX_LINES:
-        ax.legend(fontsize=8)
-    try:
-        return rundir.atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
-    finally:
-        plt.close(fig)
+    return plot_sweep(
+        series,
+        path,
+        x_label=x_key or "job",
+        y_label=metric,
+        title=f"{metric}: mean ± std over {', '.join(seeds) or 'jobs'}",
+        categories=[str(c) for c in categories],
+    )
 
 
 def write_report(

@@ -23,6 +23,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 from anomaly_vit.explain.scores import map_contrast
 from anomaly_vit.rundir import atomic_write
@@ -239,6 +240,11 @@ def figure_to_array(fig: Figure) -> np.ndarray:
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :RGB_CHANNELS].copy()
+
+
+def save_png(array_hw3: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an HxWx3 uint8 array (e.g. from `figure_to_array`) as a PNG, atomically."""
+    return atomic_write(path, lambda handle: Image.fromarray(array_hw3).save(handle, format="PNG"))
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:

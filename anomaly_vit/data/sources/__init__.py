@@ -5,15 +5,15 @@ Each source lists `Record`s cheaply (`scan`) and decodes one record to pixels (`
 
 from anomaly_vit.data.sources.base import VIEW_SINGLE, BaseSource, SourceError, listing
 from anomaly_vit.data.sources.folders import (
-    UNPAIRED_POLICIES,
     FolderSource,
+    OnUnpaired,
     PairedFolderSource,
     SingleFolderSource,
 )
 from anomaly_vit.data.sources.manifest import ManifestSource
 
 __all__ = [
-    "UNPAIRED_POLICIES",
+    "OnUnpaired",
     "VIEW_SINGLE",
     "BaseSource",
     "FolderSource",

@@ -22,15 +22,25 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 from pathlib import Path
 
 from anomaly_vit.data.image_io import IMAGE_EXTENSIONS, is_image_file
 from anomaly_vit.data.records import VIEWS_PAIRED, Record, SourceContext
 from anomaly_vit.data.sources.base import VIEW_SINGLE, BaseSource, SourceError, listing
+from anomaly_vit.errors import enum_value
 
 log = logging.getLogger(__name__)
 
-UNPAIRED_POLICIES = ("keep", "drop", "error")
+
+class OnUnpaired(StrEnum):
+    """`on_unpaired` of a paired source: keep an item's one view, leave it out, or stop the run."""
+
+    KEEP = "keep"
+    DROP = "drop"
+    ERROR = "error"
+
+
 LOOKALIKE_CUTOFF = 0.8  # difflib similarity above which two unpaired names look like a pair
 DIRECTORY_REASON = (
     "is a directory named like an image file, not an image; rename it or move it out of the "
@@ -172,11 +182,7 @@ class PairedFolderSource(FolderSource):
         weight: float = 1.0,
     ) -> None:
         super().__init__(root, masks_root, classes, item_id_prefix, name, synthetic, weight)
-        if on_unpaired not in UNPAIRED_POLICIES:
-            raise SourceError(
-                f"{self.key('on_unpaired')} = {on_unpaired!r}: use one of {UNPAIRED_POLICIES}"
-            )
-        self.on_unpaired = on_unpaired
+        self.on_unpaired = enum_value(OnUnpaired, on_unpaired, self.key("on_unpaired"), SourceError)
         self.unpaired: list[str] = []
 
     def scan(self, context: SourceContext | None = None) -> list[Record]:
@@ -217,7 +223,7 @@ class PairedFolderSource(FolderSource):
                 views = [v for v in VIEWS_PAIRED if stem in files[v]]
                 if len(views) < len(VIEWS_PAIRED):
                     self.unpaired.extend(str(files[v][stem]) for v in views)
-                    if self.on_unpaired == "drop":
+                    if self.on_unpaired == OnUnpaired.DROP:
                         continue
                 for view in views:
                     mask = masks[view].get(stem)
@@ -239,11 +245,11 @@ class PairedFolderSource(FolderSource):
             )
             if missing_folders:
                 message += f" (class folder(s) missing: {listing(missing_folders)})"
-            if self.on_unpaired == "error":
+            if self.on_unpaired == OnUnpaired.ERROR:
                 raise SourceError(
                     f"{message}; add the missing views or set {self.key('on_unpaired')}=keep"
                 )
-            action = "kept as single views" if self.on_unpaired == "keep" else "dropped"
+            action = "kept as single views" if self.on_unpaired == OnUnpaired.KEEP else "dropped"
             log.warning("%s; %s", message, action)
         return records
 
