@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: `python -m anomaly_vit.eval ckpt_path=.../best.ckpt` (Hydra).
 
 Rebuilds the data (and split) from the config stored in the checkpoint, so the test metrics
-match the training run's; `data.*` overrides change them (e.g. another data root).
+match the training run's; `data.*` overrides change them (e.g. another data root). The stored
+config is data: it may only name the project's own data classes (`anomaly_vit.stored_config`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from anomaly_vit.checkpoints import load_checkpoint
 from anomaly_vit.confusion import save_confusion
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.run import build_datamodule, task_wrapper, write_json
+from anomaly_vit.stored_config import checked_data_config, checked_model_hparams
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +38,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(
             f"ckpt_path={cfg.ckpt_path} carries no data config; it was not written by anomaly_vit.train."
         )
+    origin = f"ckpt_path={cfg.ckpt_path}"
+    stored = checked_data_config(info["config"]["data"], origin, cfg.get("trusted_targets") or ())
     L.seed_everything(info["config"].get("seed", 0), workers=True)
-    data_cfg = OmegaConf.merge(OmegaConf.create(info["config"]["data"]), cfg.get("data") or {})
+    data_cfg = OmegaConf.merge(OmegaConf.create(stored), cfg.get("data") or {})
     data_cfg.progress = False
     data_cfg.demo = None  # evaluate on what exists; never regenerate here
     output_dir = Path(cfg.paths.output_dir)
     datamodule = build_datamodule(data_cfg, output_dir)
-    hparams = checkpoint["hyper_parameters"]
-    net = {**hparams["net"], "pretrained": False, "weights_path": None}
-    model = ViTClassifier(**{**hparams, "net": net})
+    model = ViTClassifier(**checked_model_hparams(checkpoint["hyper_parameters"], origin))
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)
     if list(datamodule.classes) != model.classes:

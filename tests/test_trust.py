@@ -1,0 +1,128 @@
+"""Trust (issue 12): a checkpoint is data, resume loses nothing, eval does not leak, runs do not
+collide, and the bad inputs a hostile-but-realistic user tries get one clear line.
+
+Crafted checkpoints are made here from a real one and from harmless callables that write a
+marker file under `tmp_path` (`pathlib.Path.write_text`): a marker that exists means code from
+the checkpoint ran.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import pathlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import run_cli
+
+SMOKE = ["debug=smoke", "callbacks.rollouts=null"]
+
+
+class Trap:
+    """Unpickling this writes `marker`: stands for any code a pickle can run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.write_text, (pathlib.Path(self.marker), "code ran"))
+
+
+def craft(src: Path, dst: Path, edit: Callable[[dict], None]) -> Path:
+    """Copy checkpoint `src` to `dst` with `edit` applied to its contents."""
+    checkpoint = torch.load(src, weights_only=True)
+    edit(checkpoint)
+    torch.save(checkpoint, dst)
+    return dst
+
+
+def write_text_target(marker: Path) -> dict:
+    """A config node that, if instantiated, writes `marker`."""
+    return {
+        "_target_": "pathlib.Path.write_text",
+        "_args_": [{"_target_": "pathlib.Path", "_args_": [str(marker)]}, "code ran"],
+    }
+
+
+def copy_run(run_dir: Path, dst: Path) -> Path:
+    """Copy a run folder; its checkpoints' callback states point at the copy, as if it ran there."""
+    shutil.copytree(run_dir, dst)
+    old, new = str(run_dir), str(dst)
+
+    def retarget(value):
+        if isinstance(value, str):
+            return value.replace(old, new)
+        if isinstance(value, dict):
+            return {retarget(k): retarget(v) for k, v in value.items()}
+        return value
+
+    for path in (dst / "checkpoints").glob("*.ckpt"):
+        craft(path, path, lambda c: c.update(callbacks=retarget(c["callbacks"])))
+    return dst
+
+
+def best_state(checkpoint: dict) -> dict:
+    """The state of the best-model tracker (callbacks.checkpoint_best) in a checkpoint."""
+    (state,) = [
+        s
+        for k, s in checkpoint["callbacks"].items()
+        if k.startswith("ModelCheckpoint") and s["monitor"]
+    ]
+    return state
+
+
+def error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+# ----------------------------------------------------- 1. nothing stored may choose what is built
+
+
+def test_eval_builds_no_target_stored_in_a_checkpoint(smoke_run, tmp_path) -> None:
+    marker = tmp_path / "marker.txt"
+    crafted = craft(
+        smoke_run / "checkpoints" / "best.ckpt",
+        tmp_path / "crafted.ckpt",
+        lambda c: c["anomaly_vit"]["config"]["data"]["sources"].update(
+            real=write_text_target(marker)
+        ),
+    )
+    assert torch.load(crafted, weights_only=True)  # it passes weights_only: a data-only file
+    result = run_cli(
+        "anomaly_vit.eval",
+        f"ckpt_path={crafted}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        check=False,
+    )
+    assert not marker.exists()
+    line = error_line(result)
+    assert "data.sources.real._target_='pathlib.Path.write_text'" in line
+    assert "trusted_targets" in line
+
+
+def test_explain_builds_no_network_that_loads_a_file_named_in_a_checkpoint(
+    smoke_run, smoke_data_root, tmp_path
+) -> None:
+    marker = tmp_path / "marker.txt"
+    trap = tmp_path / "trap.pth"
+    torch.save({"w": Trap(marker)}, trap)
+    crafted = craft(
+        smoke_run / "checkpoints" / "best.ckpt",
+        tmp_path / "crafted.ckpt",
+        lambda c: c["hyper_parameters"]["net"].update(checkpoint_path=str(trap)),
+    )
+    images = smoke_data_root / "data" / "demo_smoke" / "left"
+    result = run_cli(
+        "anomaly_vit.explain", f"ckpt_path={crafted}", f"input={images}",
+        f"hydra.run.dir={tmp_path / 'explain'}", "trust_pickle=true", check=False,
+    )  # fmt: skip
+    assert not marker.exists()
+    assert "hyper_parameters.net.checkpoint_path" in error_line(result)
