@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from anomaly_vit import CONF_DIR
 from anomaly_vit.callbacks.rng_state import RNGStateCheckpoint
 from anomaly_vit.checkpoint_io import AtomicCheckpointIO
+from anomaly_vit.checkpoints import load_checkpoint
 from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.resume import check_resume  # also registers the run-dir resolvers of train.yaml
 from anomaly_vit.run import (
@@ -31,6 +32,8 @@ from anomaly_vit.run import (
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 
 log = logging.getLogger(__name__)
+
+BEST_CHECKPOINT = "best.ckpt"  # callbacks.checkpoint_best's file in <run>/checkpoints/
 
 
 def _prepare_lock(cfg: DictConfig) -> Path | None:
@@ -58,6 +61,28 @@ def log_config_text(loggers: list, cfg: DictConfig, overrides: list[str], step: 
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_text("config", config_markdown(cfg, overrides), global_step=step)
+
+
+def checked_best_path(best_model_path: str, output_dir: Path) -> str:
+    """The best checkpoint to test: `best_model_path` when it lies in this run's checkpoints/.
+
+    A resumed run gets `best_model_path` from the checkpoint it resumes (Lightning restores it
+    as stored), so a path outside `<run>/checkpoints/` is not followed: this run's own
+    `best.ckpt`, else the current weights, are tested instead.
+    """
+    if not best_model_path:
+        return ""
+    folder = (output_dir / "checkpoints").resolve()
+    path = Path(best_model_path).resolve()
+    if path.parent == folder:
+        return str(path)
+    own = folder / BEST_CHECKPOINT
+    log.warning(
+        "the resumed checkpoint names %s as the best checkpoint, outside this run's %s: not "
+        "followed; testing %s instead.",
+        best_model_path, folder, own if own.is_file() else "the current weights",
+    )  # fmt: skip
+    return str(own) if own.is_file() else ""
 
 
 @task_wrapper
@@ -98,8 +123,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if monitored and monitored[0].best_model_score is not None:
         results["best_score"] = {monitored[0].monitor: float(monitored[0].best_model_score)}
     if cfg.get("test", True):
-        best = monitored[0].best_model_path if monitored else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        best = checked_best_path(monitored[0].best_model_path if monitored else "", output_dir)
+        if best:  # the clear message of a refused or broken file, before Lightning loads it
+            load_checkpoint(best, key="the best checkpoint", trust_pickle=trust_pickle)
+        trainer.test(
+            model, datamodule=datamodule, ckpt_path=best or None, weights_only=not trust_pickle
+        )
         results["test"] = model.test_results
         results["best_checkpoint"] = best
     if trainer.is_global_zero:

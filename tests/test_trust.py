@@ -126,3 +126,44 @@ def test_explain_builds_no_network_that_loads_a_file_named_in_a_checkpoint(
     )  # fmt: skip
     assert not marker.exists()
     assert "hyper_parameters.net.checkpoint_path" in error_line(result)
+
+
+# ------------------------------------------- 2. weights_only everywhere, no foreign best checkpoint
+
+
+def test_resume_tests_no_pickled_best_checkpoint_without_trust_pickle(
+    smoke_run, smoke_data_root, tmp_path
+) -> None:
+    run = copy_run(smoke_run, tmp_path / "run")
+    marker = tmp_path / "marker.txt"
+    best = run / "checkpoints" / "best.ckpt"
+    craft(best, best, lambda c: c.update(trap=Trap(marker)))
+    # last.ckpt is clean; the run is complete, so the resume goes straight to testing best.ckpt
+    result = run_cli(
+        "anomaly_vit.train", *SMOKE, f"paths.root_dir={smoke_data_root}",
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", check=False,
+    )  # fmt: skip
+    assert not marker.exists()
+    line = error_line(result)
+    assert f"{best}" in line and "pathlib.PosixPath" in line and "trust_pickle=true" in line
+
+
+def test_resume_follows_no_best_checkpoint_outside_its_run(
+    smoke_run, smoke_data_root, tmp_path
+) -> None:
+    run = copy_run(smoke_run, tmp_path / "run")
+    marker = tmp_path / "marker.txt"
+    foreign = tmp_path / "elsewhere" / "best.ckpt"
+    foreign.parent.mkdir()
+    craft(run / "checkpoints" / "best.ckpt", foreign, lambda c: c.update(trap=Trap(marker)))
+    last = run / "checkpoints" / "last.ckpt"
+    craft(last, last, lambda c: best_state(c).update(best_model_path=str(foreign)))
+    result = run_cli(
+        "anomaly_vit.train", *SMOKE, f"paths.root_dir={smoke_data_root}", f"ckpt_path={last}",
+        "trust_pickle=true", check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not marker.exists()
+    assert "not followed" in result.stdout + result.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_checkpoint"] == str(run / "checkpoints" / "best.ckpt")
