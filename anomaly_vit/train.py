@@ -9,6 +9,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
@@ -63,6 +64,20 @@ def log_config_text(loggers: list, cfg: DictConfig, overrides: list[str], step: 
             logger.experiment.add_text("config", config_markdown(cfg, overrides), global_step=step)
 
 
+def best_trackers_first(callbacks: list) -> list:
+    """`callbacks` with the monitoring checkpoint callbacks (best.ckpt) before the others.
+
+    Lightning runs checkpoint callbacks in list order at the end of an epoch. When last.ckpt
+    is saved first, it stores the best tracker's state from BEFORE this epoch's score: a run
+    resumed from it forgets that score and can overwrite best.ckpt with a worse model.
+    """
+
+    def tracks_best(callback) -> bool:
+        return isinstance(callback, ModelCheckpoint) and callback.monitor is not None
+
+    return sorted(callbacks, key=lambda callback: not tracks_best(callback))  # stable
+
+
 def checked_best_path(best_model_path: str, output_dir: Path) -> str:
     """The best checkpoint to test: `best_model_path` when it lies in this run's checkpoints/.
 
@@ -105,6 +120,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     elif cfg.get("finetune_from"):
         apply_finetune(model, cfg.finetune_from, trust_pickle=trust_pickle)
     callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]  # exact resume
+    callbacks = best_trackers_first(callbacks)
     loggers = instantiate_list(cfg.get("logger"))
     checkpoint_io = AtomicCheckpointIO()
     if cfg.get("checkpoint_in_background", True):

@@ -167,3 +167,62 @@ def test_resume_follows_no_best_checkpoint_outside_its_run(
     assert "not followed" in result.stdout + result.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best_checkpoint"] == str(run / "checkpoints" / "best.ckpt")
+
+
+# ------------------------------------------------------- 3. a resume keeps the best checkpoint
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_checkpoint_knows_the_best_score_up_to_its_epoch(smoke_run) -> None:
+    rows = _rows(smoke_run)
+    for row in rows:
+        epoch = int(row["epoch"])
+        checkpoint = torch.load(
+            smoke_run / "checkpoints" / f"epoch_{epoch:04d}.ckpt", weights_only=True
+        )
+        best_so_far = max(float(r["val/balanced_acc"]) for r in rows[:epoch])
+        stored = best_state(checkpoint)["best_model_score"]
+        assert stored is not None and float(stored) == pytest.approx(best_so_far), epoch
+
+
+@pytest.mark.slow
+def test_resumed_run_keeps_the_best_checkpoint_and_its_test_metrics(
+    smoke_run, smoke_data_root, tmp_path
+) -> None:
+    """Validation at epoch 1 ties epoch 3 and beats epoch 2 (seed 42): the uninterrupted run
+    keeps epoch 1 as best; a run killed after epoch 1 must keep it too."""
+    common = [
+        *SMOKE,
+        "trainer.deterministic=true",
+        "trainer.max_epochs=3",
+        f"paths.root_dir={smoke_data_root}",
+    ]
+    full, part = tmp_path / "full", tmp_path / "part"
+    run_cli("anomaly_vit.train", *common, f"hydra.run.dir={full}")
+    killed = run_cli(
+        "anomaly_vit.train", *common, f"hydra.run.dir={part}",
+        "+callbacks.kill._target_=tests.test_resume.KillAfterEpoch", "+callbacks.kill.epoch=1", check=False,
+    )  # fmt: skip
+    assert killed.returncode == 17
+    run_cli("anomaly_vit.train", *common, f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
+    scores = [float(r["val/balanced_acc"]) for r in _rows(full)]
+    assert scores[0] == max(scores) and scores[1] < scores[0]  # the case this test is about
+    assert [r["val/balanced_acc"] for r in _rows(part)] == [
+        r["val/balanced_acc"] for r in _rows(full)
+    ]
+    best_full = torch.load(full / "checkpoints" / "best.ckpt", weights_only=True)
+    best_part = torch.load(part / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best_part["anomaly_vit"]["global_epoch"] == best_full["anomaly_vit"]["global_epoch"] == 1
+    assert all(
+        torch.equal(best_full["state_dict"][k], v) for k, v in best_part["state_dict"].items()
+    )
+    test_full = json.loads((full / "summary.json").read_text())["test"]
+    test_part = json.loads((part / "summary.json").read_text())["test"]
+    for key, value in test_full.items():
+        if isinstance(value, float) and math.isfinite(value):
+            assert test_part[key] == pytest.approx(value, abs=1e-6), key
+    assert test_part["test/confusion"] == test_full["test/confusion"]
