@@ -1,7 +1,6 @@
-"""Continuing a run: where a resumed run writes, and what differs from the checkpoint's config.
+"""Continuing a run: is the run dir right for it, and what differs from the checkpoint's config.
 
-Importing this module registers the OmegaConf resolvers `conf/train.yaml` uses for the run dir:
-`avit.resume_run_dir` and `avit.hydra_subdir`.
+Where a run writes (new or resumed) is `anomaly_vit.run_dirs`.
 """
 
 from __future__ import annotations
@@ -10,40 +9,27 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from anomaly_vit.checkpoints import load_checkpoint
+from anomaly_vit.run_dirs import hydra_subdir, resume_run_dir  # noqa: F401 - kept importable here
 
 log = logging.getLogger(__name__)
+
 
 # config essentials a resume may change without breaking the replay (or that name the run)
 FREE_TO_CHANGE = ("run_dir", "overrides", "hparams", "trainer", "finetune_from", "data.progress")
 
 
-def resume_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
-    """The run dir of a train run: the run `ckpt_path` came from, else `new_run_dir`.
-
-    `<run>/checkpoints/<name>.ckpt` resumes into `<run>`. A missing file, or one outside a
-    `checkpoints/` folder, gets a new folder (and loading it then says what is wrong).
-    """
+def check_new_run_dir(output_dir: Path, ckpt_path: str | None) -> None:
+    """A run that does not resume (no `ckpt_path`) must not write into another run's folder."""
     if ckpt_path:
-        path = Path(str(ckpt_path)).expanduser()
-        if path.is_file() and path.parent.name == "checkpoints":
-            return str(path.resolve().parents[1])
-    return new_run_dir
-
-
-def hydra_subdir(run_dir: str, stamp: str) -> str:
-    """`.hydra`, or `.hydra/resume_<stamp>` when `run_dir` already holds a run's config.
-
-    A resumed run keeps the config and overrides it started with (the sweep report reads them).
-    """
-    existing = Path(str(run_dir)) / ".hydra" / "config.yaml"
-    return f".hydra/resume_{stamp}" if existing.is_file() else ".hydra"
-
-
-OmegaConf.register_new_resolver("avit.resume_run_dir", resume_run_dir, replace=True)
-OmegaConf.register_new_resolver("avit.hydra_subdir", hydra_subdir, replace=True)
+        return
+    found = [p.name for p in (output_dir / "metrics.csv", output_dir / "checkpoints") if p.exists()]
+    if found:
+        raise ValueError(
+            f"hydra.run.dir={output_dir} already holds a run ({', '.join(found)}): resume it with "
+            f"ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}, or leave hydra.run.dir unset "
+            "to start a new run in a new folder."
+        )
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -20,7 +20,9 @@ from anomaly_vit.callbacks.rng_state import RNGStateCheckpoint
 from anomaly_vit.checkpoint_io import AtomicCheckpointIO
 from anomaly_vit.checkpoints import load_checkpoint
 from anomaly_vit.ddp import end_job, exclusive
-from anomaly_vit.resume import check_resume  # also registers the run-dir resolvers of train.yaml
+
+# also registers the run-dir resolvers of the configs
+from anomaly_vit.resume import check_new_run_dir, check_resume
 from anomaly_vit.run import (
     UserError,
     apply_finetune,
@@ -34,6 +36,7 @@ from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 
 log = logging.getLogger(__name__)
 
+RUN_DIR_KEYS = ("hydra", "run_dir", "hydra_subdir")  # resolving these claims a run folder
 BEST_CHECKPOINT = "best.ckpt"  # callbacks.checkpoint_best's file in <run>/checkpoints/
 
 
@@ -46,7 +49,7 @@ def _prepare_lock(cfg: DictConfig) -> Path | None:
 def config_markdown(cfg: DictConfig, overrides: list[str]) -> str:
     """The run's config as TensorBoard text: the overrides, then the resolved YAML as a code block
     (the `hydra` node left out; unresolvable interpolations are shown as written)."""
-    shown = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    shown = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in RUN_DIR_KEYS])
     try:
         text = OmegaConf.to_yaml(shown, resolve=True)
     except Exception:  # noqa: BLE001 - e.g. ${hydra:...} outside a Hydra job: show it unresolved
@@ -107,6 +110,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     resume_from, trust_pickle = cfg.get("ckpt_path"), cfg.get("trust_pickle", False)
+    check_new_run_dir(output_dir, resume_from)
     with exclusive(_prepare_lock(cfg)):
         datamodule = build_datamodule(cfg.data, output_dir)
     model = hydra.utils.instantiate(cfg.model, classes=datamodule.classes, _convert_="all")

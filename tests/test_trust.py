@@ -226,3 +226,65 @@ def test_resumed_run_keeps_the_best_checkpoint_and_its_test_metrics(
         if isinstance(value, float) and math.isfinite(value):
             assert test_part[key] == pytest.approx(value, abs=1e-6), key
     assert test_part["test/confusion"] == test_full["test/confusion"]
+
+
+# ------------------------------------------------ 4. one folder per run, resume only when asked
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(smoke_data_root, tmp_path) -> None:
+    """Folders named like the runs' would-be folders for the next two minutes exist already
+    (another run's, with its metrics.csv): two runs started together each get a new one."""
+    import datetime
+    import os
+    import subprocess
+    import sys
+
+    runs = tmp_path / "outputs" / "runs"
+    start = datetime.datetime.now()
+    decoys = [
+        runs / f"{(start + datetime.timedelta(seconds=s)):%Y-%m-%d_%H-%M-%S}_same"
+        for s in range(-2, 120)
+    ]
+    for decoy in decoys:
+        decoy.mkdir(parents=True)
+        (decoy / "metrics.csv").write_text("epoch\n1\n")
+    args = [
+        sys.executable, "-m", "anomaly_vit.train", *SMOKE, "run_name=same", "trainer.max_epochs=1", "test=false",
+        f"paths.root_dir={tmp_path}", f"data.demo.out_dir={smoke_data_root / 'data' / 'demo_smoke'}",
+    ]  # fmt: skip
+    jobs = [
+        subprocess.Popen(
+            args, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [job.communicate(timeout=600) for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert all((decoy / "metrics.csv").read_text() == "epoch\n1\n" for decoy in decoys)
+    assert sorted(p.name for d in decoys for p in d.iterdir()) == ["metrics.csv"] * len(decoys)
+    written = [Path(out.split("Run written to ")[1].split()[0]) for out, _ in outputs]
+    assert written[0] != written[1]
+    for run in written:
+        assert (
+            run.name.rsplit("_", 1)[0] + "" in {d.name for d in decoys}
+            and run.name.rsplit("_", 1)[1].isdigit()
+        )
+        assert [r["epoch"] for r in _rows(run)] == ["1"]
+        assert not list((run / ".hydra").glob("resume_*"))  # a new run, not a resume
+
+
+def test_a_new_run_refuses_another_runs_folder(smoke_run, smoke_data_root, tmp_path) -> None:
+    run = shutil.copytree(smoke_run, tmp_path / "run")
+    before = (run / "metrics.csv").read_text()
+    result = run_cli(
+        "anomaly_vit.train",
+        *SMOKE,
+        f"paths.root_dir={smoke_data_root}",
+        f"hydra.run.dir={run}",
+        check=False,
+    )
+    line = error_line(result)
+    assert (
+        "already holds a run" in line and f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in line
+    )
+    assert (run / "metrics.csv").read_text() == before
