@@ -3,6 +3,8 @@
 Rebuilds the data (and split) from the config stored in the checkpoint, so the test metrics
 match the training run's; `data.*` overrides change them (e.g. another data root). The stored
 config is data: it may only name the project's own data classes (`anomaly_vit.stored_config`).
+The split is the run's own (`<run>/split.csv`): items added since are left out, items removed
+since are listed, and no training item is ever tested.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from anomaly_vit import CONF_DIR
 from anomaly_vit.checkpoints import load_checkpoint
 from anomaly_vit.confusion import save_confusion
 from anomaly_vit.model.module import ViTClassifier
-from anomaly_vit.run import build_datamodule, task_wrapper, write_json
+from anomaly_vit.run import build_datamodule, recorded_split_csv, task_wrapper, write_json
 from anomaly_vit.stored_config import checked_data_config, checked_model_hparams
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_cfg.progress = False
     data_cfg.demo = None  # evaluate on what exists; never regenerate here
     output_dir = Path(cfg.paths.output_dir)
-    datamodule = build_datamodule(data_cfg, output_dir)
+    split_csv = cfg.get("split_csv") or recorded_split_csv(cfg.ckpt_path)
+    if split_csv is None:
+        raise ValueError(
+            f"ckpt_path={cfg.ckpt_path} has no split.csv beside its checkpoints/ folder, so the "
+            "training run's test split is unknown; set split_csv=<run>/split.csv."
+        )
+    datamodule = build_datamodule(data_cfg, output_dir, split_csv)
     model = ViTClassifier(**checked_model_hparams(checkpoint["hyper_parameters"], origin))
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)

@@ -18,6 +18,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from anomaly_vit.checkpoints import load_checkpoint
+from anomaly_vit.data.split import read_split_csv
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +120,31 @@ def _root_message(error: BaseException) -> str:
     return " ".join(message.split())
 
 
-def build_datamodule(data_cfg: DictConfig, output_dir: str | Path | None):
-    """Instantiate `cfg.data`, generate demo data if configured, scan and split (no decoding)."""
+def build_datamodule(
+    data_cfg: DictConfig, output_dir: str | Path | None, split_csv: str | Path | None = None
+):
+    """Instantiate `cfg.data`, generate demo data if configured, scan and split (no decoding).
+
+    With `split_csv` (a run's split.csv) the items keep the split that run recorded.
+    """
     datamodule = hydra.utils.instantiate(
         data_cfg, output_dir=str(output_dir) if output_dir else None
     )
+    if split_csv is not None:
+        real = [name for name, source in datamodule.sources.items() if not source.synthetic]
+        datamodule.recorded_split = read_split_csv(split_csv, real)
     datamodule.prepare_data()
     datamodule.prepare()
     return datamodule
+
+
+def recorded_split_csv(ckpt_path: str | Path | None) -> Path | None:
+    """The split.csv of the run a checkpoint belongs to (`<run>/checkpoints/x.ckpt`), if any."""
+    if not ckpt_path:
+        return None
+    path = Path(str(ckpt_path)).expanduser().resolve()
+    found = path.parents[1] / "split.csv" if path.parent.name == "checkpoints" else None
+    return found if found is not None and found.is_file() else None
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:

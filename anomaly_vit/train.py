@@ -29,6 +29,7 @@ from anomaly_vit.run import (
     build_datamodule,
     config_essentials,
     instantiate_list,
+    recorded_split_csv,
     task_wrapper,
     write_json,
 )
@@ -112,7 +113,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resume_from, trust_pickle = cfg.get("ckpt_path"), cfg.get("trust_pickle", False)
     check_new_run_dir(output_dir, resume_from)
     with exclusive(_prepare_lock(cfg)):
-        datamodule = build_datamodule(cfg.data, output_dir)
+        datamodule = build_datamodule(cfg.data, output_dir, recorded_split_csv(resume_from))
     model = hydra.utils.instantiate(cfg.model, classes=datamodule.classes, _convert_="all")
     model.run_config = config_essentials(cfg)
     if resume_from:

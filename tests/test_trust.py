@@ -288,3 +288,40 @@ def test_a_new_run_refuses_another_runs_folder(smoke_run, smoke_data_root, tmp_p
         "already holds a run" in line and f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in line
     )
     assert (run / "metrics.csv").read_text() == before
+
+
+# ------------------------------------------------------------ 5. eval keeps the run's split
+
+
+def _items(split_csv: Path, split: str) -> set[str]:
+    with split_csv.open() as handle:
+        return {
+            r["item_id"]
+            for r in csv.DictReader(handle)
+            if r["split"] == split and r["source"] == "real"
+        }
+
+
+def test_eval_tests_the_runs_test_items_after_the_data_changed(
+    smoke_run, smoke_data_root, tmp_path
+) -> None:
+    run = copy_run(smoke_run, tmp_path / "run")
+    data = shutil.copytree(smoke_data_root / "data" / "demo_smoke", tmp_path / "data")
+    test_items, train_items = (
+        sorted(_items(run / "split.csv", "test")),
+        sorted(_items(run / "split.csv", "train")),
+    )
+    removed = test_items[:2] + train_items[:4]
+    for item in removed:
+        for path in data.rglob(f"{item}.png"):
+            path.unlink()
+    result = run_cli(
+        "anomaly_vit.eval", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+        f"+data.sources.real.root={data}", f"hydra.run.dir={tmp_path / 'eval'}", check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    tested = _items(tmp_path / "eval" / "split.csv", "test")
+    assert tested == set(test_items) - set(removed)  # no training item joined the test split
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["data"]["split_changes"] == {"appeared": [], "disappeared": sorted(removed)}
+    assert sum(map(sum, summary["test"]["test/confusion"])) == 2 * len(tested)  # two views each

@@ -32,11 +32,12 @@ from anomaly_vit.data.report import (
     write_report,
 )
 from anomaly_vit.data.sampler import MixSampler
-from anomaly_vit.data.split import check_ratios, split_items
+from anomaly_vit.data.split import check_ratios, follow_recorded_split, split_items
 
 log = logging.getLogger(__name__)
 
 BAD_IMAGE_POLICIES = ("skip", "error")
+MAX_ITEMS_LOGGED = 10  # item ids named in a split-change warning
 
 
 class CachedImages(Dataset):
@@ -150,6 +151,9 @@ class MixedDataModule(L.LightningDataModule):
         self.report_on_setup = True  # `setup()` ends with `write_report()` (check_data defers it)
         self.datasets: dict[str, CachedImages] = {}
         self.records_of_split: dict[str, list[Record]] = {}
+        # item_id -> split a run recorded (eval, resume): followed instead of re-deriving it
+        self.recorded_split: dict[str, str] | None = None
+        self.split_changes: dict[str, list[str]] = {}  # items that appeared / disappeared since
         self._prepared = False
 
     # ----------------------------------------------------------------------------- index & split
@@ -187,12 +191,32 @@ class MixedDataModule(L.LightningDataModule):
                     self.split_of_item.setdefault(record.item_id, "train")
                 elif record.item_id not in label_of_item or record.label != self.good_class:
                     label_of_item[record.item_id] = record.label
-        self.split_of_item.update(split_items(label_of_item, self.split_ratios, self.seed))
+        derived_split = split_items(label_of_item, self.split_ratios, self.seed)
+        if self.recorded_split is not None:
+            derived_split = self._follow_recorded_split(derived_split)
+        self.split_of_item.update(derived_split)
         context.split_of_item = self.split_of_item
         for source_name in derived:
             self.records[source_name] = self.sources[source_name].scan(context)
         self.classes = self._resolve_classes()
         self._prepared = True
+
+    def _follow_recorded_split(self, derived_split: dict[str, str]) -> dict[str, str]:
+        """The recorded split for the items it knows; new items unused; changes logged."""
+        split, appeared, disappeared = follow_recorded_split(derived_split, self.recorded_split)
+        self.split_changes = {"appeared": appeared, "disappeared": disappeared}
+        for what, items, effect in (
+            ("appeared", appeared, "left out (not in the run's split)"),
+            ("disappeared", disappeared, "no longer in the data"),
+        ):
+            if items:
+                shown = ", ".join(items[:MAX_ITEMS_LOGGED]) + (
+                    " ..." if len(items) > MAX_ITEMS_LOGGED else ""
+                )
+                log.warning(
+                    "split: %d item(s) %s since the run: %s: %s", len(items), what, effect, shown
+                )
+        return split
 
     def _bad_files_of_scan(self, source_name: str) -> None:
         """Apply `on_bad_image` to what a scan found but could skip (a folder named like an image)."""
@@ -428,7 +452,11 @@ class MixedDataModule(L.LightningDataModule):
         return {
             split: dict(Counter(f"{r.source}/{r.label}" for r in records))
             for split, records in self.records_of_split.items()
-        } | {"mix_weights": self.mix_weights, "samples_per_epoch": self.samples_per_epoch}
+        } | {
+            "mix_weights": self.mix_weights,
+            "samples_per_epoch": self.samples_per_epoch,
+            **({"split_changes": self.split_changes} if self.split_changes else {}),
+        }
 
 
 _SKIP_HINT = (
