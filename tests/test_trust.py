@@ -325,3 +325,57 @@ def test_eval_tests_the_runs_test_items_after_the_data_changed(
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert summary["data"]["split_changes"] == {"appeared": [], "disappeared": sorted(removed)}
     assert sum(map(sum, summary["test"]["test/confusion"])) == 2 * len(tested)  # two views each
+
+
+# ------------------------------------------------------ 6. one label per item, case-clashing labels
+
+
+def _manifest_config(tmp_path: Path, rows: list[tuple[str, str]]) -> list[str]:
+    """A manifest of random 32 px images, one (label, item_id) per row; check_data overrides."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    lines = ["path,label,item_id"]
+    for index, (label, item_id) in enumerate(rows):
+        name = f"img_{index:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / name)
+        lines.append(f"{name},{label},{item_id}")
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return [  # the source's root goes before data.demo (its interpolation reads data.demo)
+        "~data.sources.real.root", f"paths.root_dir={tmp_path}", "data.demo=null",
+        "~data.sources.composite", "~data.sources.painted", "data.synthetic_fraction=null",
+        "data.sources.real._target_=anomaly_vit.data.sources.ManifestSource",
+        f"+data.sources.real.csv_path={tmp_path / 'manifest.csv'}", "model.net.img_size=32",
+    ]  # fmt: skip
+
+
+def test_check_data_rejects_a_manifest_item_with_two_labels(tmp_path, monkeypatch) -> None:
+    from anomaly_vit.check_data import check_data
+    from anomaly_vit.run import UserError
+    from tests.conftest import compose_config
+
+    rows = [(label, f"{label}_{i}") for label in ("good", "scratch") for i in range(5)]
+    rows.append(("scratch", "good_3"))  # line 12: the item good_3 again, with another label
+    overrides = _manifest_config(tmp_path, rows)
+    monkeypatch.setenv("AVIT_TRACEBACK", "0")
+    with pytest.raises(UserError) as info:
+        check_data(compose_config("check_data", overrides, tmp_path / "check"))
+    assert (
+        "line 12: item_id 'good_3' is labelled 'scratch' but 'good' on line 5" in info.value.message
+    )
+    assert str(tmp_path / "manifest.csv") in info.value.message
+
+
+def test_labels_differing_only_by_case_are_reported(tmp_path, caplog) -> None:
+    from anomaly_vit.check_data import check_data
+    from tests.conftest import compose_config
+
+    rows = [(label, f"{label}_{i}") for label in ("good", "Good", "scratch") for i in range(4)]
+    report = check_data(
+        compose_config("check_data", _manifest_config(tmp_path, rows), tmp_path / "check")
+    )
+    assert report["classes"] == ["good", "Good", "scratch"]
+    assert report["labels_differing_by_case"] == [["Good", "good"]]
+    assert report["problems"]["labels_differing_by_case"] == 1
+    assert "labels ['Good', 'good'] differ only by case" in caplog.text

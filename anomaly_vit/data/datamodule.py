@@ -27,6 +27,7 @@ from anomaly_vit.data.records import Record, Source, SourceContext
 from anomaly_vit.data.report import (
     REPORT_FILE,
     build_report,
+    labels_differing_by_case,
     problem_lines,
     report_markdown,
     write_report,
@@ -248,6 +249,12 @@ class MixedDataModule(L.LightningDataModule):
         if extra:
             log.warning("labels %s appear only in synthetic sources", sorted(extra))
         ordered = sorted(labels - {self.good_class})
+        for group in labels_differing_by_case(sorted(labels)):
+            log.warning(
+                "labels %s differ only by case, so they are %d different classes (good_class "
+                "is %r): rename them to one spelling if they are one class",
+                group, len(group), self.good_class,
+            )  # fmt: skip
         return ([self.good_class] if self.good_class in labels else []) + ordered
 
     @property

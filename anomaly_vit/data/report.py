@@ -151,6 +151,7 @@ def build_report(datamodule: Any) -> dict[str, Any]:
         "constant_images": constant,
         "duplicates": duplicates,
         "missing_classes": {split: cls for split, cls in missing.items() if cls},
+        "labels_differing_by_case": labels_differing_by_case(dm.classes),
     }
     report["problems"] = problem_counts(report)
     return report
@@ -167,7 +168,16 @@ def problem_counts(report: dict[str, Any]) -> dict[str, int]:
         "odd_sizes": len(report["odd_sizes"]),
         "constant_images": len(report["constant_images"]),
         "missing_classes": sum(len(v) for v in report["missing_classes"].values()),
+        "labels_differing_by_case": len(report.get("labels_differing_by_case", [])),
     }
+
+
+def labels_differing_by_case(labels: list[str]) -> list[list[str]]:
+    """Groups of labels that differ only by case (`Good`, `good`): two classes, likely one meant."""
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(label.casefold(), []).append(label)
+    return [sorted(group) for _, group in sorted(groups.items()) if len(group) > 1]
 
 
 def problem_lines(report: dict[str, Any]) -> list[str]:
@@ -204,6 +214,11 @@ def problem_lines(report: dict[str, Any]) -> list[str]:
         )
     for split, classes in report["missing_classes"].items():
         lines.append(f"split '{split}' has no image of class(es) {classes}")
+    for group in report.get("labels_differing_by_case", []):
+        lines.append(
+            f"labels {group} differ only by case and are {len(group)} different classes: "
+            "rename them to one spelling if they are one class"
+        )
     return lines
 
 

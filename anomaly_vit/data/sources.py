@@ -420,6 +420,7 @@ class ManifestSource(BaseSource):
         problems: list[str] = []
         records: list[Record] = []
         line_of_path: dict[Path, int] = {}
+        first_label: dict[str, tuple[str, int]] = {}  # item_id -> (label, line) first seen
         for line, row in rows:
             blank = [c for c in MANIFEST_REQUIRED_COLUMNS if not row.get(c)]
             if blank:
@@ -441,6 +442,12 @@ class ManifestSource(BaseSource):
             mask = self._resolve(base, row["mask"]) if row.get("mask") else None
             if mask is not None and not mask.is_file():
                 problems.append(f"line {line}: mask '{row['mask']}' not found (looked at '{mask}')")
+            label, line_before = first_label.setdefault(row["item_id"], (row["label"], line))
+            if label != row["label"]:
+                problems.append(
+                    f"line {line}: item_id '{row['item_id']}' is labelled '{row['label']}' but "
+                    f"'{label}' on line {line_before} (one physical item has one label)"
+                )
             if self.classes is not None and row["label"] not in self.classes:
                 problems.append(
                     f"line {line}: label '{row['label']}' is not in {self.key('classes')} "
