@@ -9,12 +9,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from anomaly_vit.callbacks.metrics_writer import read_metrics_csv
 from anomaly_vit.checkpoints import load_checkpoint
 from anomaly_vit.run_dirs import hydra_subdir, resume_run_dir  # noqa: F401 - kept importable here
 
 log = logging.getLogger(__name__)
 
 
+LAST_CHECKPOINT = "last.ckpt"  # the newest state of a run (callbacks.checkpoint_periodic)
 # config essentials a resume may change without breaking the replay (or that name the run)
 FREE_TO_CHANGE = ("run_dir", "overrides", "hparams", "trainer", "finetune_from", "data.progress")
 
@@ -52,13 +54,37 @@ def config_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return changes
 
 
+def check_no_truncation(ckpt_path: str, run_dir: Path, global_epoch: int, rewind: bool) -> None:
+    """Resuming a run from a checkpoint older than its history would drop the later epochs
+    (metrics.csv rows, TensorBoard points, last.ckpt): refused unless `rewind` is set.
+    `last.ckpt` always may resume (a run killed while saving has one row more than it)."""
+    if rewind or Path(ckpt_path).name == LAST_CHECKPOINT:
+        return
+    later = [int(r["epoch"]) for r in read_metrics_csv(run_dir / "metrics.csv")]
+    later = [epoch for epoch in later if epoch > global_epoch]
+    if later:
+        raise ValueError(
+            f"ckpt_path={ckpt_path} is global epoch {global_epoch} but {run_dir} goes on to "
+            f"epoch {max(later)}: resuming would drop epochs {min(later)}-{max(later)} "
+            "(metrics.csv rows, TensorBoard points, last.ckpt). Resume from "
+            f"{run_dir / 'checkpoints' / LAST_CHECKPOINT}, start a new run from it with "
+            "finetune_from=..., or set rewind=true to drop those epochs."
+        )
+
+
 def check_resume(
-    ckpt_path: str, run_dir: Path, essentials: dict[str, Any], trust_pickle: bool = False
+    ckpt_path: str,
+    run_dir: Path,
+    essentials: dict[str, Any],
+    trust_pickle: bool = False,
+    rewind: bool = False,
 ) -> None:
-    """Check `ckpt_path` loads; warn when the run dir is new or the config differs from it."""
+    """Check `ckpt_path` loads and resuming it into `run_dir` loses no history (see `rewind`);
+    warn when the run dir is new or the config differs from it."""
     checkpoint = load_checkpoint(ckpt_path, key="ckpt_path", trust_pickle=trust_pickle)
     info = checkpoint.get("anomaly_vit", {})
     source = Path(ckpt_path).resolve().parents[1]
+    check_no_truncation(ckpt_path, run_dir, int(info.get("global_epoch", 0)), rewind)
     if source != run_dir.resolve():
         log.warning(
             "ckpt_path=%s resumes into a new run dir %s: its metrics.csv and TensorBoard start at "

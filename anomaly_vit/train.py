@@ -117,7 +117,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = hydra.utils.instantiate(cfg.model, classes=datamodule.classes, _convert_="all")
     model.run_config = config_essentials(cfg)
     if resume_from:
-        check_resume(resume_from, output_dir, model.run_config, trust_pickle=trust_pickle)
+        check_resume(
+            resume_from,
+            output_dir,
+            model.run_config,
+            trust_pickle=trust_pickle,
+            rewind=cfg.get("rewind", False),
+        )
         if cfg.get("finetune_from"):
             log.info(
                 "ckpt_path is set: resuming; weights and lineage come from it, not finetune_from."

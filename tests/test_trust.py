@@ -379,3 +379,30 @@ def test_labels_differing_only_by_case_are_reported(tmp_path, caplog) -> None:
     assert report["labels_differing_by_case"] == [["Good", "good"]]
     assert report["problems"]["labels_differing_by_case"] == 1
     assert "labels ['Good', 'good'] differ only by case" in caplog.text
+
+
+# --------------------------------------------------- 7. resuming an earlier checkpoint keeps history
+
+
+def test_resuming_an_earlier_checkpoint_refuses_to_drop_later_epochs(
+    smoke_run, smoke_data_root, tmp_path
+) -> None:
+    run = copy_run(smoke_run, tmp_path / "run")
+    before = (run / "metrics.csv").read_text()
+    last = (run / "checkpoints" / "last.ckpt").read_bytes()
+    earlier = run / "checkpoints" / "epoch_0001.ckpt"
+    common = [*SMOKE, f"paths.root_dir={smoke_data_root}", f"ckpt_path={earlier}"]
+    result = run_cli("anomaly_vit.train", *common, "trainer.max_epochs=3", check=False)
+    line = error_line(result)
+    assert "global epoch 1" in line and "drop epochs 2-2" in line and "rewind=true" in line
+    assert (run / "metrics.csv").read_text() == before
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == last
+    # said so: epoch 2 is trained again
+    run_cli("anomaly_vit.train", *common, "trainer.max_epochs=2", "rewind=true")
+    assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
+    assert (
+        torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["anomaly_vit"][
+            "global_epoch"
+        ]
+        == 2
+    )
