@@ -20,6 +20,7 @@ from anomaly_vit.callbacks.rng_state import RNGStateCheckpoint
 from anomaly_vit.checkpoint_io import AtomicCheckpointIO
 from anomaly_vit.checkpoints import load_checkpoint
 from anomaly_vit.ddp import end_job, exclusive
+from anomaly_vit.guards import check_classes, check_training_config, without_progress_bars
 
 # also registers the run-dir resolvers of the configs
 from anomaly_vit.resume import check_new_run_dir, check_resume
@@ -112,8 +113,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     resume_from, trust_pickle = cfg.get("ckpt_path"), cfg.get("trust_pickle", False)
     check_new_run_dir(output_dir, resume_from)
+    check_training_config(cfg)
     with exclusive(_prepare_lock(cfg)):
         datamodule = build_datamodule(cfg.data, output_dir, recorded_split_csv(resume_from))
+    check_classes(datamodule.classes)
     model = hydra.utils.instantiate(cfg.model, classes=datamodule.classes, _convert_="all")
     model.run_config = config_essentials(cfg)
     if resume_from:
@@ -132,6 +135,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         apply_finetune(model, cfg.finetune_from, trust_pickle=trust_pickle)
     callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]  # exact resume
     callbacks = best_trackers_first(callbacks)
+    callbacks = without_progress_bars(callbacks, cfg.trainer.get("enable_progress_bar", True))
     loggers = instantiate_list(cfg.get("logger"))
     checkpoint_io = AtomicCheckpointIO()
     if cfg.get("checkpoint_in_background", True):

@@ -406,3 +406,110 @@ def test_resuming_an_earlier_checkpoint_refuses_to_drop_later_epochs(
         ]
         == 2
     )
+
+
+# ------------------------------------------------------------- 8. one clear line, not a traceback
+
+
+def _train_message(monkeypatch, overrides: list[str], run_dir: Path) -> str:
+    from anomaly_vit.run import UserError
+    from anomaly_vit.train import train
+    from tests.conftest import compose_config
+
+    monkeypatch.setenv("AVIT_TRACEBACK", "0")
+    with pytest.raises(UserError) as info:
+        train(compose_config("train", overrides, run_dir))
+    assert "\n" not in info.value.message
+    return info.value.message
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("trainer.max_epochs=-1", "trainer.max_epochs=-1: set a whole number of epochs >= 1"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0: set a whole number of epochs >= 1"),
+        ("model.net.patch_size=0", "model.net.patch_size=0: must be a whole number of pixels >= 1"),
+        (
+            "model.optimizer.lr=-0.001",
+            "model.optimizer.lr=-0.001: the learning rate must be a number > 0",
+        ),
+        ("data.batch_size=0", "data.batch_size=0: a batch size must be a whole number >= 1"),
+    ],
+)
+def test_bad_training_values_name_their_key(
+    smoke_data_root, tmp_path, monkeypatch, override, expected
+) -> None:
+    overrides = [*SMOKE, f"paths.root_dir={smoke_data_root}", override]
+    assert expected in _train_message(monkeypatch, overrides, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.csv").exists()  # stopped before training
+
+
+def test_one_class_data_says_a_defect_class_is_needed(tmp_path, monkeypatch) -> None:
+    from tests.test_bad_inputs import paired_tree, tiny
+
+    data = paired_tree(tmp_path / "data", classes=("good",))
+    overrides = [
+        *tiny(tmp_path, data),
+        "~data.sources.painted",
+        "~data.sources.composite",
+        "data.synthetic_fraction=null",
+    ]
+    message = _train_message(monkeypatch, overrides, tmp_path / "run")
+    assert "1 class(es) ['good']" in message and "at least one defect class" in message
+
+
+def test_ckpt_path_of_a_checkpoints_folder_suggests_its_last_checkpoint(
+    smoke_run, smoke_data_root, tmp_path, monkeypatch
+) -> None:
+    folder = smoke_run / "checkpoints"
+    overrides = [*SMOKE, f"paths.root_dir={smoke_data_root}", f"ckpt_path={folder}"]
+    message = _train_message(monkeypatch, overrides, tmp_path / "run")
+    assert f"e.g. {folder / 'last.ckpt'}." in message and "checkpoints/checkpoints" not in message
+
+
+def test_divergence_in_the_last_steps_of_an_epoch_is_one_line(
+    smoke_data_root, tmp_path, monkeypatch
+) -> None:
+    overrides = [
+        *SMOKE,
+        f"paths.root_dir={smoke_data_root}",
+        "model.optimizer.lr=1e4",
+        "trainer.max_epochs=1",
+    ]
+    message = _train_message(monkeypatch, overrides, tmp_path / "run")
+    assert (
+        "non-finite" in message
+        and "global epoch 1" in message
+        and "lower model.optimizer.lr" in message
+    )
+
+
+def test_progress_bar_callback_is_dropped_when_the_bar_is_off(smoke_data_root, tmp_path) -> None:
+    from anomaly_vit.train import train
+    from tests.conftest import compose_config
+
+    overrides = [
+        *SMOKE, f"paths.root_dir={smoke_data_root}", "trainer.max_epochs=1", "test=false",
+        "+callbacks.progress._target_=anomaly_vit.callbacks.progress.GlobalEpochProgressBar",
+        "trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    train(compose_config("train", overrides, tmp_path / "run"))
+    assert [r["epoch"] for r in _rows(tmp_path / "run")] == ["1"]
+
+
+def test_a_mask_of_another_aspect_ratio_is_warned(tmp_path, caplog) -> None:
+    from PIL import Image
+
+    from anomaly_vit.run import build_datamodule
+    from tests.conftest import compose_config
+    from tests.test_bad_inputs import paired_tree, tiny
+
+    data = paired_tree(tmp_path / "data")
+    for view in ("left", "right"):
+        mask = data / "masks" / view / "scratch" / "scratch_00.png"
+        mask.parent.mkdir(parents=True)
+        Image.new("L", (64, 16), 255).save(mask)  # 4:1, the image is 32x32
+    cfg = compose_config("train", tiny(tmp_path, data), tmp_path / "run")
+    build_datamodule(cfg.data, tmp_path / "run").setup()
+    warned = [r.getMessage() for r in caplog.records if "another aspect ratio" in r.getMessage()]
+    assert len(warned) >= 2 and "64x16 (w x h) but its image is 32x32" in warned[0]
