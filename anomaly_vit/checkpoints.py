@@ -73,7 +73,7 @@ def load_checkpoint(
         detail = " ".join(f"{type(error).__name__}: {error}".split())[:MAX_DETAIL_CHARS]
         if not trust_pickle and WEIGHTS_ONLY_FAILURE in str(error):
             raise ValueError(
-                f"{key}={path} holds pickled objects that safe loading (weights_only) refuses: "
+                f"{key}={path} holds objects that safe loading (weights_only) refuses: "
                 f"{refused_globals(path, error)}. If you trust this file, set trust_pickle=true "
                 "to load it as a full pickle."
             ) from None
