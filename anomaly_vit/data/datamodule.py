@@ -130,6 +130,8 @@ class MixedDataModule(L.LightningDataModule):
         self.report_on_setup = True  # `setup()` ends with `write_report()` (check_data defers it)
         self.datasets: dict[str, CachedImages] = {}
         self.records_of_split: dict[str, list[Record]] = {}
+        # item_id -> split a run recorded (eval, resume): followed instead of re-deriving it
+        self.recorded_split: dict[str, str] | None = None
         self._demo_ready = False
 
     # ----------------------------------------------------------------------------- index & split
@@ -158,6 +160,7 @@ class MixedDataModule(L.LightningDataModule):
                 defect_class=self.defect_class,
                 weights=self.mix_weights,
                 allow_synthetic_only_classes=self.allow_synthetic_only_classes,
+                recorded_split=self.recorded_split,
             )
         return self.index
 
@@ -348,6 +351,7 @@ class MixedDataModule(L.LightningDataModule):
             "samples_per_epoch": self.samples_per_epoch,
             "task": self.task.value,
             "balance": self.balance[0].value,
+            **({"split_changes": self.index.split_changes} if self.index.split_changes else {}),
         }
 
 

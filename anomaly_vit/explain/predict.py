@@ -140,6 +140,7 @@ def load_classifier(ckpt_path: str | Path, trust_pickle: bool = False, key: str 
     like `anomaly_vit.eval`. Returns (model, the checkpoint's "anomaly_vit" info).
     """
     from anomaly_vit.model.module import ViTClassifier
+    from anomaly_vit.stored_config import checked_model_hparams
 
     checkpoint = load_checkpoint(ckpt_path, key=key, trust_pickle=trust_pickle)
     hparams = checkpoint.get("hyper_parameters")
@@ -148,8 +149,7 @@ def load_classifier(ckpt_path: str | Path, trust_pickle: bool = False, key: str 
             f"{key}={ckpt_path} carries no model hyper-parameters; it was not written by "
             "anomaly_vit.train."
         )
-    net = {**hparams["net"], "pretrained": False, "weights_path": None}
-    model = ViTClassifier(**{**hparams, "net": net})
+    model = ViTClassifier(**checked_model_hparams(hparams, f"{key}={ckpt_path}"))
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)
     model.eval()

@@ -216,6 +216,12 @@ class ViTClassifier(L.LightningModule):
     # --------------------------------------------------------------------------- evaluation
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits, token_logits = self.forward_with_tokens(batch["image"])
+        if not bool(torch.isfinite(logits).all()):
+            raise FloatingPointError(
+                f"non-finite model outputs (NaN/inf) on {stage} images after global epoch "
+                f"{self.global_epoch}: the weights diverged in its last training steps; lower "
+                "model.optimizer.lr. The last good checkpoint is kept in checkpoints/."
+            )
         labels = batch["label"]
         is_defect = (labels != self.good_index).long()
         scores = self.defect_score(logits, token_logits)
