@@ -9,14 +9,24 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from anomaly_vit.data.split import read_split_csv
+
 log = logging.getLogger(__name__)
 
 
-def build_datamodule(data_cfg: DictConfig, output_dir: str | Path | None):
-    """Instantiate `cfg.data`, generate demo data if configured, scan and split (no decoding)."""
+def build_datamodule(
+    data_cfg: DictConfig, output_dir: str | Path | None, split_csv: str | Path | None = None
+):
+    """Instantiate `cfg.data`, generate demo data if configured, scan and split (no decoding).
+
+    With `split_csv` (a run's split.csv) the items keep the split that run recorded.
+    """
     datamodule = hydra.utils.instantiate(
         data_cfg, output_dir=str(output_dir) if output_dir else None
     )
+    if split_csv is not None:
+        real = [name for name, source in datamodule.sources.items() if not source.synthetic]
+        datamodule.recorded_split = read_split_csv(split_csv, real)
     datamodule.prepare()
     return datamodule
 

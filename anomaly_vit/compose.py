@@ -24,7 +24,7 @@ def compose(
     """`conf/<config_name>.yaml` with `overrides`, the `hydra` node included (so `${hydra:...}`
     interpolations and `hydra/launcher=...` options resolve). With `output_dir` the run dir is
     set there (created) and the config is made the current Hydra config, as in a CLI run."""
-    import anomaly_vit.checkpointing.resume  # noqa: F401 - registers the resolvers train.yaml uses
+    import anomaly_vit.rundir  # noqa: F401 - registers the run-dir resolvers the configs use
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

@@ -17,6 +17,11 @@ archived as one folder::
 
 Every file is written through `atomic_write`: a reader (or a process killed mid-write) never
 sees half a file; at worst a hidden ``.<name>.tmp`` is left, which the next write replaces.
+
+A new run claims its folder by creating it (``<time>_<name>_2``, ``_3``, ... when taken), so no
+two runs share one. Importing this module (the package does) registers the OmegaConf resolvers
+the configs use for the run dir: `avit.resume_run_dir` (train.yaml), `avit.run_dir_or_new` and
+`avit.hydra_subdir` (conf/hydra/default.yaml).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 HYDRA_DIR = ".hydra"
 CONFIG_FILE = "config.yaml"  # in HYDRA_DIR
@@ -54,6 +60,7 @@ SUMMARY_JSON = "summary.json"
 PREDICTIONS_CSV = "predictions.csv"  # explain's output folder
 SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep_summary.csv", "sweep_summary.md", "sweep.png"  # multirun
 
+MAX_RUN_DIR_NUMBER = 1000  # <run dir>_2 ... _1000 are tried before giving up
 FILE_MODE = 0o644  # what a plain `open(path, "w")` gives under the usual umask
 
 
@@ -194,3 +201,67 @@ def read_dumps(folder: str | Path) -> dict[int, dict[str, np.ndarray]]:
             with np.load(path) as data:
                 dumps[int(match.group(1))] = {key: data[key] for key in data.files}
     return dumps
+
+
+# ------------------------------------------------------------------------- where a run writes
+_CLAIMED: dict[str, str] = {}  # new run dir asked for -> the folder this process claimed
+
+
+def claim_run_dir(new_run_dir: str) -> str:
+    """Create `new_run_dir`, or `<new_run_dir>_2`, `_3`, ... when it exists: a folder no other
+    run uses (two runs started in the same second with the same run_name get one each). The
+    creation is the claim (atomic), and a process claims once per name."""
+    if new_run_dir not in _CLAIMED:
+        for number in range(1, MAX_RUN_DIR_NUMBER + 1):
+            candidate = new_run_dir if number == 1 else f"{new_run_dir}_{number}"
+            try:
+                Path(candidate).mkdir(parents=True, exist_ok=False)
+            except FileExistsError:
+                continue
+            _CLAIMED[new_run_dir] = candidate
+            break
+        else:
+            raise ValueError(f"{new_run_dir}_1..{MAX_RUN_DIR_NUMBER} all exist: set run_name")
+    return _CLAIMED[new_run_dir]
+
+
+def resume_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
+    """The run dir of a train run: the run `ckpt_path` came from, else a new folder
+    (`claim_run_dir(new_run_dir)`).
+
+    `<run>/checkpoints/<name>.ckpt` resumes into `<run>`. A missing file, or one outside a
+    `checkpoints/` folder, gets a new folder (and loading it then says what is wrong).
+    """
+    if ckpt_path:
+        path = Path(str(ckpt_path)).expanduser()
+        if path.is_file() and path.parent.name == CHECKPOINTS_DIR:
+            return str(path.resolve().parents[1])
+    return claim_run_dir(new_run_dir)
+
+
+def run_dir_or_new(run_dir: str | None, new_run_dir: str) -> str:
+    """`run_dir` when the task config sets one (train), else a new claimed folder (eval, ...)."""
+    return str(run_dir) if run_dir else claim_run_dir(new_run_dir)
+
+
+def hydra_subdir(run_dir: str, stamp: str) -> str:
+    """`.hydra`, or `.hydra/resume_<stamp>` when `run_dir` already holds a run's config.
+
+    A resumed run keeps the config and overrides it started with (the sweep report reads them).
+    """
+    existing = Path(str(run_dir)) / HYDRA_DIR / CONFIG_FILE
+    return f"{HYDRA_DIR}/resume_{stamp}" if existing.is_file() else HYDRA_DIR
+
+
+def recorded_split_csv(ckpt_path: str | Path | None) -> Path | None:
+    """The split.csv of the run a checkpoint belongs to (`<run>/checkpoints/x.ckpt`), if any."""
+    if not ckpt_path:
+        return None
+    path = Path(str(ckpt_path)).expanduser().resolve()
+    found = path.parents[1] / SPLIT_CSV if path.parent.name == CHECKPOINTS_DIR else None
+    return found if found is not None and found.is_file() else None
+
+
+OmegaConf.register_new_resolver("avit.resume_run_dir", resume_run_dir, replace=True)
+OmegaConf.register_new_resolver("avit.run_dir_or_new", run_dir_or_new, replace=True)
+OmegaConf.register_new_resolver("avit.hydra_subdir", hydra_subdir, replace=True)

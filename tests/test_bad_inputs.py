@@ -272,7 +272,8 @@ def _manifest(tmp_path: Path, data: Path, text: str) -> list[str]:
         "{m:{_target_:anomaly_vit.data.sources.ManifestSource,"
         f"csv_path:'{csv_path}',classes:[good,scratch,stain]}}}}"
     )
-    return ["~data.sources", f"+data.sources={source}"]
+    # the only source is real: no synthetic share (else that error comes before the manifest's)
+    return ["~data.sources", f"+data.sources={source}", "data.synthetic_fraction=null"]
 
 
 MANIFEST_HEADER = "path,label,item_id\n"

@@ -98,7 +98,9 @@ def test_every_group_of_every_command_is_covered():
 @pytest.mark.parametrize(("command", "group", "option"), CASES, ids=lambda v: str(v))
 def test_option_composes_resolves_and_its_targets_import(command, group, option, tmp_path: Path):
     required = REQUIRED.get((group, option), [])
-    cfg = compose(command, [f"{group}={option}", *required], output_dir=tmp_path / "run")
+    # resolving the run dir claims (creates) a new run folder: under tmp_path, not the repo's
+    overrides = [f"{group}={option}", *required, f"paths.root_dir={tmp_path}"]
+    cfg = compose(command, overrides, output_dir=tmp_path / "run")
     assert cfg.hydra.runtime.choices[group] == option
     with read_write(cfg.hydra), open_dict(cfg.hydra):
         cfg.hydra.runtime.output_dir = str(tmp_path / "run")  # what a CLI run sets

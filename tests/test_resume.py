@@ -14,7 +14,8 @@ import lightning as L
 import pytest
 import torch
 
-from anomaly_vit.checkpointing.resume import config_changes, hydra_subdir, resume_run_dir
+from anomaly_vit.checkpointing.resume import config_changes
+from anomaly_vit.rundir import hydra_subdir, resume_run_dir
 from tests.helpers import run_cli, tensorboard_points, tensorboard_steps
 
 COMMON = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=4", "seed=7",
@@ -138,14 +139,13 @@ def test_run_dir_of_a_checkpoint(tmp_path):
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"x")
-    assert resume_run_dir(str(ckpt), "new") == str(tmp_path / "run")
-    assert resume_run_dir(None, "new") == "new"
-    assert (
-        resume_run_dir(str(tmp_path / "missing.ckpt"), "new") == "new"
-    )  # a clear load error follows
+    new = str(tmp_path / "new")  # a new run's folder, claimed (created) once per process
+    assert resume_run_dir(str(ckpt), new) == str(tmp_path / "run")
+    assert resume_run_dir(None, new) == new and Path(new).is_dir()
+    assert resume_run_dir(str(tmp_path / "missing.ckpt"), new) == new  # a clear load error follows
     loose = tmp_path / "loose.ckpt"
     loose.write_bytes(b"x")
-    assert resume_run_dir(str(loose), "new") == "new"
+    assert resume_run_dir(str(loose), new) == new
     assert hydra_subdir(str(tmp_path / "run"), "T") == ".hydra"
     (tmp_path / "run" / ".hydra").mkdir()
     (tmp_path / "run" / ".hydra" / "config.yaml").write_text("{}")

@@ -96,7 +96,7 @@ class TestPaintedDefectSource(SourceContract):
     def case(self, tmp_path):
         context = _paired_context(tmp_path / "cams")
         make = partial(PaintedDefectSource, base="real", kinds=["scratch", "stain"],
-                       area_range=[0.05, 0.2], name="painted")  # fmt: skip
+                       placement={"area_range": [0.05, 0.2]}, name="painted")  # fmt: skip
         return SourceCase(make, context, {"scratch", "stain"}, {"painted"}, SIDE, masked=True,
                           bad_inputs=[({"kinds": ["dent"]}, "data.sources.painted.kinds"),
                                       ({"variants_per_image": 0}, "data.sources.painted.variants_per_image")])  # fmt: skip

@@ -1,7 +1,6 @@
-"""Continuing a run: where a resumed run writes, and what differs from the checkpoint's config.
+"""Continuing a run: is the run dir right for it, and what differs from the checkpoint's config.
 
-Importing this module registers the OmegaConf resolvers `conf/train.yaml` uses for the run dir:
-`avit.resume_run_dir` and `avit.hydra_subdir`.
+Where a run writes (new or resumed) is `anomaly_vit.rundir`.
 """
 
 from __future__ import annotations
@@ -10,9 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from anomaly_vit.checkpointing.load import load_checkpoint
+from anomaly_vit.rundir import CHECKPOINTS_DIR, LAST_CHECKPOINT, METRICS_CSV, read_metrics_csv
 
 log = logging.getLogger(__name__)
 
@@ -20,30 +18,17 @@ log = logging.getLogger(__name__)
 FREE_TO_CHANGE = ("run_dir", "overrides", "hparams", "trainer", "finetune_from", "data.progress")
 
 
-def resume_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
-    """The run dir of a train run: the run `ckpt_path` came from, else `new_run_dir`.
-
-    `<run>/checkpoints/<name>.ckpt` resumes into `<run>`. A missing file, or one outside a
-    `checkpoints/` folder, gets a new folder (and loading it then says what is wrong).
-    """
+def check_new_run_dir(output_dir: Path, ckpt_path: str | None) -> None:
+    """A run that does not resume (no `ckpt_path`) must not write into another run's folder."""
     if ckpt_path:
-        path = Path(str(ckpt_path)).expanduser()
-        if path.is_file() and path.parent.name == "checkpoints":
-            return str(path.resolve().parents[1])
-    return new_run_dir
-
-
-def hydra_subdir(run_dir: str, stamp: str) -> str:
-    """`.hydra`, or `.hydra/resume_<stamp>` when `run_dir` already holds a run's config.
-
-    A resumed run keeps the config and overrides it started with (the sweep report reads them).
-    """
-    existing = Path(str(run_dir)) / ".hydra" / "config.yaml"
-    return f".hydra/resume_{stamp}" if existing.is_file() else ".hydra"
-
-
-OmegaConf.register_new_resolver("avit.resume_run_dir", resume_run_dir, replace=True)
-OmegaConf.register_new_resolver("avit.hydra_subdir", hydra_subdir, replace=True)
+        return
+    found = [p.name for p in (output_dir / METRICS_CSV, output_dir / CHECKPOINTS_DIR) if p.exists()]
+    if found:
+        raise ValueError(
+            f"hydra.run.dir={output_dir} already holds a run ({', '.join(found)}): resume it with "
+            f"ckpt_path={output_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT}, or leave hydra.run.dir unset "
+            "to start a new run in a new folder."
+        )
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -66,13 +51,37 @@ def config_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return changes
 
 
+def check_no_truncation(ckpt_path: str, run_dir: Path, global_epoch: int, rewind: bool) -> None:
+    """Resuming a run from a checkpoint older than its history would drop the later epochs
+    (metrics.csv rows, TensorBoard points, last.ckpt): refused unless `rewind` is set.
+    `last.ckpt` always may resume (a run killed while saving has one row more than it)."""
+    if rewind or Path(ckpt_path).name == LAST_CHECKPOINT:
+        return
+    later = [int(r["epoch"]) for r in read_metrics_csv(run_dir / METRICS_CSV)]
+    later = [epoch for epoch in later if epoch > global_epoch]
+    if later:
+        raise ValueError(
+            f"ckpt_path={ckpt_path} is global epoch {global_epoch} but {run_dir} goes on to "
+            f"epoch {max(later)}: resuming would drop epochs {min(later)}-{max(later)} "
+            "(metrics.csv rows, TensorBoard points, last.ckpt). Resume from "
+            f"{run_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT}, start a new run from it with "
+            "finetune_from=..., or set rewind=true to drop those epochs."
+        )
+
+
 def check_resume(
-    ckpt_path: str, run_dir: Path, essentials: dict[str, Any], trust_pickle: bool = False
+    ckpt_path: str,
+    run_dir: Path,
+    essentials: dict[str, Any],
+    trust_pickle: bool = False,
+    rewind: bool = False,
 ) -> None:
-    """Check `ckpt_path` loads; warn when the run dir is new or the config differs from it."""
+    """Check `ckpt_path` loads and resuming it into `run_dir` loses no history (see `rewind`);
+    warn when the run dir is new or the config differs from it."""
     checkpoint = load_checkpoint(ckpt_path, key="ckpt_path", trust_pickle=trust_pickle)
     info = checkpoint.get("anomaly_vit", {})
     source = Path(ckpt_path).resolve().parents[1]
+    check_no_truncation(ckpt_path, run_dir, int(info.get("global_epoch", 0)), rewind)
     if source != run_dir.resolve():
         log.warning(
             "ckpt_path=%s resumes into a new run dir %s: its metrics.csv and TensorBoard start at "

@@ -1,7 +1,10 @@
 """Evaluate a checkpoint: `python -m anomaly_vit.eval ckpt_path=.../best.ckpt` (Hydra).
 
 Rebuilds the data (and split) from the config stored in the checkpoint, so the test metrics
-match the training run's; `data.*` overrides change them (e.g. another data root).
+match the training run's; `data.*` overrides change them (e.g. another data root). The stored
+config is data: it may only name the project's own data classes (`anomaly_vit.stored_config`).
+The split is the run's own (`<run>/split.csv`): items added since are left out, items removed
+since are listed, and no training item is ever tested.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from anomaly_vit.build import build_datamodule
 from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.errors import task_wrapper
 from anomaly_vit.model.module import ViTClassifier
-from anomaly_vit.rundir import CONFUSION_PNG, SUMMARY_JSON, write_json
+from anomaly_vit.rundir import CONFUSION_PNG, SUMMARY_JSON, recorded_split_csv, write_json
+from anomaly_vit.stored_config import checked_data_config
 from anomaly_vit.viz.confusion import save_confusion
 
 log = logging.getLogger(__name__)
@@ -38,12 +42,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(
             f"ckpt_path={cfg.ckpt_path} carries no data config; it was not written by anomaly_vit.train."
         )
+    origin = f"ckpt_path={cfg.ckpt_path}"
+    stored = checked_data_config(info["config"]["data"], origin, cfg.get("trusted_targets") or ())
     L.seed_everything(info["config"].get("seed", 0), workers=True)
-    data_cfg = OmegaConf.merge(OmegaConf.create(info["config"]["data"]), cfg.get("data") or {})
+    data_cfg = OmegaConf.merge(OmegaConf.create(stored), cfg.get("data") or {})
     data_cfg.progress = False
     data_cfg.demo = None  # evaluate on what exists; never regenerate here
     output_dir = Path(cfg.paths.output_dir)
-    datamodule = build_datamodule(data_cfg, output_dir)
+    split_csv = cfg.get("split_csv") or recorded_split_csv(cfg.ckpt_path)
+    if split_csv is None:
+        raise ValueError(
+            f"ckpt_path={cfg.ckpt_path} has no split.csv beside its checkpoints/ folder, so the "
+            "training run's test split is unknown; set split_csv=<run>/split.csv."
+        )
+    datamodule = build_datamodule(data_cfg, output_dir, split_csv)
     model = ViTClassifier.from_checkpoint(cfg.ckpt_path, checkpoint=checkpoint)
     if list(datamodule.classes) != model.classes:
         raise ValueError(

@@ -20,17 +20,20 @@ from omegaconf import DictConfig, OmegaConf
 from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule, config_essentials, instantiate_list
 from anomaly_vit.checkpointing.atomic_io import AtomicCheckpointIO
+from anomaly_vit.checkpointing.best import best_trackers_first, checked_best_path
 from anomaly_vit.checkpointing.finetune import apply_finetune
-from anomaly_vit.checkpointing.resume import (
-    check_resume,  # also registers the run-dir resolvers of train.yaml
-)
+from anomaly_vit.checkpointing.load import load_checkpoint
+from anomaly_vit.checkpointing.resume import check_new_run_dir, check_resume
 from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
 from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.errors import UserError, task_wrapper
-from anomaly_vit.rundir import SUMMARY_JSON, write_json
+from anomaly_vit.guards import check_classes, check_training_config, without_progress_bars
+from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 
 log = logging.getLogger(__name__)
+
+RUN_DIR_KEYS = ("hydra", "run_dir", "hydra_subdir")  # resolving these claims a run folder
 
 
 def model_net(cfg: DictConfig, datamodule) -> dict[str, Any]:
@@ -50,7 +53,7 @@ def _prepare_lock(cfg: DictConfig) -> Path | None:
 def config_markdown(cfg: DictConfig, overrides: list[str]) -> str:
     """The run's config as TensorBoard text: the overrides, then the resolved YAML as a code block
     (the `hydra` node left out; unresolvable interpolations are shown as written)."""
-    shown = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    shown = OmegaConf.masked_copy(cfg, [key for key in cfg if key not in RUN_DIR_KEYS])
     try:
         text = OmegaConf.to_yaml(shown, resolve=True)
     except Exception:  # noqa: BLE001 - e.g. ${hydra:...} outside a Hydra job: show it unresolved
@@ -73,8 +76,11 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
     datamodule, model (resumed or fine-tuned weights wired in), callbacks, loggers, trainer."""
     output_dir = Path(cfg.paths.output_dir)
     resume_from, trust_pickle = cfg.get("ckpt_path"), cfg.get("trust_pickle", False)
+    check_new_run_dir(output_dir, resume_from)
+    check_training_config(cfg)
     with exclusive(_prepare_lock(cfg)):
-        datamodule = build_datamodule(cfg.data, output_dir)
+        datamodule = build_datamodule(cfg.data, output_dir, recorded_split_csv(resume_from))
+    check_classes(datamodule.classes)
     balanced = {} if cfg.model.get("class_weights") else datamodule.loss_balance()
     model = hydra.utils.instantiate(
         cfg.model,
@@ -85,7 +91,13 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
     )
     model.run_config = config_essentials(cfg)
     if resume_from:
-        check_resume(resume_from, output_dir, model.run_config, trust_pickle=trust_pickle)
+        check_resume(
+            resume_from,
+            output_dir,
+            model.run_config,
+            trust_pickle=trust_pickle,
+            rewind=cfg.get("rewind", False),
+        )
         if cfg.get("finetune_from"):
             log.info(
                 "ckpt_path is set: resuming; weights and lineage come from it, not finetune_from."
@@ -93,6 +105,8 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
     elif cfg.get("finetune_from"):
         apply_finetune(model, cfg.finetune_from, trust_pickle=trust_pickle)
     callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]  # exact resume
+    callbacks = best_trackers_first(callbacks)
+    callbacks = without_progress_bars(callbacks, cfg.trainer.get("enable_progress_bar", True))
     loggers = instantiate_list(cfg.get("logger"))
     checkpoint_io = AtomicCheckpointIO()
     if cfg.get("checkpoint_in_background", True):
@@ -147,9 +161,17 @@ def run_test(cfg: DictConfig, run: dict[str, Any]) -> dict[str, Any]:
     if monitored and monitored[0].best_model_score is not None:
         results["best_score"] = {monitored[0].monitor: float(monitored[0].best_model_score)}
     if cfg.get("test", True):
-        best = monitored[0].best_model_path if monitored else ""
+        trust_pickle = bool(cfg.get("trust_pickle", False))
+        best = checked_best_path(
+            monitored[0].best_model_path if monitored else "", Path(cfg.paths.output_dir)
+        )
+        if best:  # the clear message of a refused or broken file, before Lightning loads it
+            load_checkpoint(best, key="the best checkpoint", trust_pickle=trust_pickle)
         trainer.test(
-            model, datamodule=run["datamodule"], ckpt_path=best or None, weights_only=False
+            model,
+            datamodule=run["datamodule"],
+            ckpt_path=best or None,
+            weights_only=not trust_pickle,
         )
         results["test"] = model.test_results
         results["best_checkpoint"] = best

@@ -136,6 +136,8 @@ class MixedDataModule(L.LightningDataModule):
         self.report_on_setup = True  # `setup()` ends with `write_report()` (check_data defers it)
         self.datasets: dict[str, CachedImages] = {}
         self.records_of_split: dict[str, list[Record]] = {}
+        # item_id -> split a run recorded (eval, resume): followed instead of re-deriving it
+        self.recorded_split: dict[str, str] | None = None
         self._demo_ready = False
 
     # ----------------------------------------------------------------------------- index & split
@@ -164,6 +166,7 @@ class MixedDataModule(L.LightningDataModule):
                 defect_class=self.defect_class,
                 synthetic_fraction=self.synthetic_fraction,
                 allow_synthetic_only_classes=self.allow_synthetic_only_classes,
+                recorded_split=self.recorded_split,
             )
             if self.auto_size:
                 self.input_hw = auto_size_hw(
@@ -380,6 +383,7 @@ class MixedDataModule(L.LightningDataModule):
             "samples_per_epoch": self.samples_per_epoch,
             "task": self.task.value,
             "balance": self.balance[0].value,
+            **({"split_changes": self.index.split_changes} if self.index.split_changes else {}),
         }
 
 

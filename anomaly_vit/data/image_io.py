@@ -43,6 +43,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 UINT8_MAX = 255
 DEFAULT_INT_BIT_DEPTH = 16  # bit depth assumed for mode "I" when the file declares none
 INT32_MAX = 2**31 - 1  # largest value of Pillow's signed mode "I"
+ASPECT_TOLERANCE = 0.02  # relative width/height difference of a mask and its image, warned above
 TIFF_BITS_PER_SAMPLE = 258  # TIFF tag holding the bit depth
 
 
@@ -215,7 +216,15 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     else:
         mask = to_rgb_array(img, path).any(axis=2)
     if size is not None and tuple(mask.shape) != tuple(size):
-        mask = resize_mask(mask, (int(size[0]), int(size[1])))
+        height, width = (int(s) for s in size)
+        mask_h, mask_w = mask.shape
+        if abs(mask_w / mask_h - width / height) > ASPECT_TOLERANCE * (width / height):
+            log.warning(
+                "mask '%s' is %dx%d (w x h) but its image is %dx%d, another aspect ratio: it is "
+                "stretched to fit; check that the mask belongs to this image",
+                path, mask_w, mask_h, width, height,
+            )  # fmt: skip
+        mask = resize_mask(mask, (height, width))
     return mask
 
 

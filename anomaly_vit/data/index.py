@@ -13,9 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from anomaly_vit.data.bad_images import BadImages
-from anomaly_vit.data.labels import Task, apply_task, check_synthetic_classes
+from anomaly_vit.data.labels import (
+    Task,
+    apply_task,
+    check_synthetic_classes,
+    labels_differing_by_case,
+)
 from anomaly_vit.data.records import Record, Source, SourceContext
-from anomaly_vit.data.split import SPLITS, split_items
+from anomaly_vit.data.split import SPLITS, follow_recorded_split, split_items
 from anomaly_vit.rundir import write_csv
 
 log = logging.getLogger(__name__)
@@ -24,6 +29,7 @@ UNUSED = (
     "unused"  # split of an item no split uses (e.g. a synthetic-only item of a weight-0 source)
 )
 SPLIT_COLUMNS = ("item_id", "split", "source", "view", "label", "path", "mask_path")
+MAX_ITEMS_LOGGED = 10  # item ids named in a split-change warning
 
 
 def check_sources(sources: Mapping[str, object], eval_sources: Sequence[str] | None) -> None:
@@ -64,7 +70,10 @@ class DataIndex:
         defect_class: str = "defect",
         synthetic_fraction: float | None = None,
         allow_synthetic_only_classes: bool = False,
+        recorded_split: Mapping[str, str] | None = None,
     ) -> None:
+        """`recorded_split` (item_id -> split, a run's split.csv; eval and resume) is followed
+        instead of re-deriving the split from the data as it is now."""
         self.sources = dict(sources)
         self.records: dict[str, list[Record]] = {}
         self.split_of_item: dict[str, str] = {}
@@ -93,7 +102,11 @@ class DataIndex:
                     self.split_of_item.setdefault(record.item_id, "train")
                 elif record.item_id not in label_of_item or record.label != good_class:
                     label_of_item[record.item_id] = record.label
-        self.split_of_item.update(split_items(label_of_item, split_ratios, seed))
+        derived_split = split_items(label_of_item, split_ratios, seed)
+        self.split_changes: dict[str, list[str]] = {}  # items that appeared / disappeared since
+        if recorded_split is not None:
+            derived_split = self._follow_recorded_split(derived_split, recorded_split)
+        self.split_of_item.update(derived_split)
         context.split_of_item = self.split_of_item
         for source_name in derived:
             self.records[source_name] = self.sources[source_name].scan(context)
@@ -101,12 +114,40 @@ class DataIndex:
         self.original_labels = {
             name: dict(Counter(r.label for r in recs)) for name, recs in self.records.items()
         }
+        self.labels_differing_by_case = labels_differing_by_case(
+            label for counts in self.original_labels.values() for label in counts
+        )
+        for group in self.labels_differing_by_case:
+            log.warning(
+                "labels %s differ only by case, so they are %d different classes (good_class "
+                "is %r): rename them to one spelling if they are one class",
+                group, len(group), good_class,
+            )  # fmt: skip
         self.records.update(apply_task(self.records, task, good_class, defect_class))
         used = mix_weights(self.sources, synthetic_fraction)  # after the scans: their errors first
         self.synthetic_only_classes = check_synthetic_classes(
             self.records, self.sources, used, allow_synthetic_only_classes
         )
         self.classes = self._resolve_classes(classes, used)
+
+    def _follow_recorded_split(
+        self, derived_split: dict[str, str], recorded_split: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The recorded split for the items it knows; new items unused; changes logged."""
+        split, appeared, disappeared = follow_recorded_split(derived_split, recorded_split)
+        self.split_changes = {"appeared": appeared, "disappeared": disappeared}
+        for what, items, effect in (
+            ("appeared", appeared, "left out (not in the run's split)"),
+            ("disappeared", disappeared, "no longer in the data"),
+        ):
+            if items:
+                shown = ", ".join(items[:MAX_ITEMS_LOGGED]) + (
+                    " ..." if len(items) > MAX_ITEMS_LOGGED else ""
+                )
+                log.warning(
+                    "split: %d item(s) %s since the run: %s: %s", len(items), what, effect, shown
+                )
+        return split
 
     def _resolve_classes(
         self, requested: Sequence[str] | None, weights: Mapping[str, float]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 
 from anomaly_vit.data.records import Record, Source
@@ -99,3 +99,11 @@ def inverse_frequency_weights(classes: Sequence[str], counts: Mapping[str, int])
 
 def label_counts(records: Sequence[Record]) -> Counter:
     return Counter(r.label for r in records)
+
+
+def labels_differing_by_case(labels: Iterable[str]) -> list[list[str]]:
+    """Groups of labels that differ only by case (`Good`, `good`): two classes, likely one meant."""
+    groups: dict[str, list[str]] = {}
+    for label in sorted(set(labels)):
+        groups.setdefault(label.casefold(), []).append(label)
+    return [sorted(group) for _, group in sorted(groups.items()) if len(group) > 1]

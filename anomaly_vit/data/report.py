@@ -152,6 +152,8 @@ def build_report(datamodule: Any) -> dict[str, Any]:
         "constant_images": constant,
         "duplicates": duplicates,
         "missing_classes": {split: cls for split, cls in missing.items() if cls},
+        "labels_differing_by_case": dm.index.labels_differing_by_case,
+        "items_with_several_labels": items_with_several_labels(dm),
     }
     balance, why = dm.balance
     report["task"] = dm.task.value
@@ -159,6 +161,20 @@ def build_report(datamodule: Any) -> dict[str, Any]:
     report["balance"] = {"mode": balance.value, "reason": why, "train_counts": dm.real_train_counts}
     report["problems"] = problem_counts(report)
     return report
+
+
+def items_with_several_labels(dm: Any) -> dict[str, list[str]]:
+    """item_id -> labels, for the real items whose images carry more than one label.
+
+    Not a problem in itself (a manifest's item_id may group a capture session with good and
+    defect images; the item is split by its defect label), but listed so that a typo in an
+    item_id or a label is not silent."""
+    labels: dict[str, set[str]] = defaultdict(set)
+    for name, records in dm.records.items():
+        if not dm.sources[name].synthetic:
+            for record in records:
+                labels[record.item_id].add(record.label)
+    return {item: sorted(found) for item, found in sorted(labels.items()) if len(found) > 1}
 
 
 def problem_counts(report: dict[str, Any]) -> dict[str, int]:
@@ -172,6 +188,7 @@ def problem_counts(report: dict[str, Any]) -> dict[str, int]:
         "odd_sizes": len(report["odd_sizes"]),
         "constant_images": len(report["constant_images"]),
         "missing_classes": sum(len(v) for v in report["missing_classes"].values()),
+        "labels_differing_by_case": len(report.get("labels_differing_by_case", [])),
     }
 
 
@@ -209,6 +226,11 @@ def problem_lines(report: dict[str, Any]) -> list[str]:
         )
     for split, classes in report["missing_classes"].items():
         lines.append(f"split '{split}' has no image of class(es) {classes}")
+    for group in report.get("labels_differing_by_case", []):
+        lines.append(
+            f"labels {group} differ only by case and are {len(group)} different classes: "
+            "rename them to one spelling if they are one class"
+        )
     return lines
 
 

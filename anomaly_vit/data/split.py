@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import random
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from pathlib import Path
 
 SPLITS = ("train", "val", "test")
 
@@ -56,3 +58,28 @@ def split_items(
             else:
                 split_of_item[item_id] = "train"
     return split_of_item
+
+
+def read_split_csv(path: str | Path, sources: Collection[str]) -> dict[str, str]:
+    """item_id -> split of a run's split.csv, for the rows of `sources` (the real ones)."""
+    with Path(path).open(newline="") as handle:
+        return {
+            row["item_id"]: row["split"]
+            for row in csv.DictReader(handle)
+            if row["source"] in sources and row["split"] in SPLITS
+        }
+
+
+def follow_recorded_split(
+    split_now: Mapping[str, str], recorded: Mapping[str, str]
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Keep the split a run recorded for the items it knew: (split, appeared, disappeared).
+
+    `split_now` is the split derived from the data as it is now; a training item must never
+    become a test item because other items were added or removed. Items the run did not know
+    (appeared) are left out ("unused"); recorded items no longer in the data are listed.
+    """
+    split = {item: recorded.get(item, "unused") for item in split_now}
+    appeared = sorted(item for item in split_now if item not in recorded)
+    disappeared = sorted(item for item in recorded if item not in split_now)
+    return split, appeared, disappeared

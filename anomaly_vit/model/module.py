@@ -30,6 +30,7 @@ from anomaly_vit.model.mask_guidance import (
     token_mask_loss,
 )
 from anomaly_vit.model.optim import DEFAULT_OPTIMIZER, build_optimizer, check_factory
+from anomaly_vit.stored_config import checked_model_hparams
 
 TRAINING_HPARAMS = ("optimizer", "scheduler")  # never rebuilt from a checkpoint
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -215,6 +216,12 @@ class ViTClassifier(L.LightningModule):
     # --------------------------------------------------------------------------- evaluation
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits, token_logits = self.forward_with_tokens(batch["image"])
+        if not bool(torch.isfinite(logits).all()):
+            raise FloatingPointError(
+                f"non-finite model outputs (NaN/inf) on {stage} images after global epoch "
+                f"{self.global_epoch}: the weights diverged in its last training steps; lower "
+                "model.optimizer.lr. The last good checkpoint is kept in checkpoints/."
+            )
         labels = batch["label"]
         is_defect = (labels != self.good_index).long()
         scores = self.defect_score(logits, token_logits)
@@ -343,6 +350,7 @@ class ViTClassifier(L.LightningModule):
                 f"{key}={ckpt_path} carries no model hyper-parameters; it was not written by "
                 "anomaly_vit.train."
             )
+        hparams = checked_model_hparams(hparams, f"{key}={ckpt_path}")  # data, not code
         architecture = {k: v for k, v in hparams.items() if k not in TRAINING_HPARAMS}
         net = {**hparams["net"], "pretrained": False, "weights_path": None}
         model = cls(**{**architecture, "net": net})
