@@ -109,23 +109,19 @@ def _place(array: np.ndarray, where: Placement) -> np.ndarray:
     return out
 
 
+def _fit(array: np.ndarray, input_hw: tuple[int, int], mode: ResizeMode, resize) -> np.ndarray:
+    """`array` scaled by `resize` and placed as `mode` says (the one path images and masks share)."""
+    where = placement(array.shape[:2], input_hw, mode)
+    scaled = resize(array, where.scaled_hw)
+    fills = where.scaled_hw == tuple(input_hw) and where.offset_yx == (0, 0)
+    return scaled if fills else _place(scaled, where)
+
+
 def fit_image(image_hw3: np.ndarray, input_hw: tuple[int, int], mode: ResizeMode) -> np.ndarray:
     """A uint8 HxWx3 image brought to `input_hw` (padding is black)."""
-    where = placement(image_hw3.shape[:2], input_hw, mode)
-    scaled = resize_image(image_hw3, where.scaled_hw)
-    return (
-        scaled
-        if where.scaled_hw == input_hw and where.offset_yx == (0, 0)
-        else _place(scaled, where)
-    )
+    return _fit(image_hw3, input_hw, mode, resize_image)
 
 
 def fit_mask(mask_hw: np.ndarray, input_hw: tuple[int, int], mode: ResizeMode) -> np.ndarray:
     """A bool HxW mask brought to `input_hw` exactly as its image (`fit_image`)."""
-    where = placement(mask_hw.shape[:2], input_hw, mode)
-    scaled = resize_mask(mask_hw, where.scaled_hw)
-    return (
-        scaled
-        if where.scaled_hw == input_hw and where.offset_yx == (0, 0)
-        else _place(scaled, where)
-    )
+    return _fit(mask_hw, input_hw, mode, resize_mask)
