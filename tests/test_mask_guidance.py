@@ -7,16 +7,9 @@ import torch
 
 from anomaly_vit.model.mask_guidance import pool_mask_to_grid, token_mask_loss
 from anomaly_vit.model.module import ViTClassifier
+from tests.helpers import TINY_NET
 
-NET = {
-    "model_name": "vit_tiny_patch16_224",
-    "img_size": 32,
-    "patch_size": 8,
-    "embed_dim": 32,
-    "depth": 1,
-    "num_heads": 2,
-    "global_pool": "max",
-}
+NET = TINY_NET | {"global_pool": "max"}
 
 
 @pytest.mark.parametrize("stem", ["patch", "conv"])

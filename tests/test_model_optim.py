@@ -14,16 +14,10 @@ from timm.optim import create_optimizer_v2
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.model.optim import warmup_cosine_schedule
 from tests.conftest import compose_config
+from tests.helpers import TINY_NET
 
 CLASSES = ["good", "scratch"]
-NET = {
-    "model_name": "vit_tiny_patch16_224",
-    "img_size": 32,
-    "patch_size": 8,
-    "embed_dim": 32,
-    "depth": 1,
-    "num_heads": 2,
-}
+NET = TINY_NET
 
 
 def _groups(optimizer: torch.optim.Optimizer) -> list[tuple[list[int], dict]]:

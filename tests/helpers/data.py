@@ -52,6 +52,17 @@ def tiny(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+# `model.net` of a one-block ViTClassifier on 32 px images (8 px patches), for model tests
+TINY_NET = {
+    "model_name": "vit_tiny_patch16_224",
+    "img_size": 32,
+    "patch_size": 8,
+    "embed_dim": 32,
+    "depth": 1,
+    "num_heads": 2,
+}
+
+
 def tiny_vit(**overrides):
     """A 2-block timm ViT on 32 px images (8 px patches, 4 classes), seeded weights."""
     import timm
