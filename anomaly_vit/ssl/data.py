@@ -1,8 +1,8 @@
 """Pretraining data: the training images of every configured source, plus an unlabelled folder.
 
-`PretrainData` wraps the run's `MixedDataModule`: training batches are drawn by its mix sampler
-(every source at its weight; never a validation or test item) and carry images only, so no
-label can reach the objective. `pretrain.unlabelled_dir` adds every image file under a folder,
+`PretrainData` wraps the run's `MixedDataModule`: training batches follow its mix (every source
+at its weight, no class balancing; never a validation or test item) and carry images only, so
+no label reaches the objective. `pretrain.unlabelled_dir` adds every image file under a folder,
 each seen once per epoch. Validation images are read only to measure the held-out loss and to
 draw the attention probes.
 """
@@ -20,6 +20,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from anomaly_vit.data.image_io import is_image_file, load_rgb
 from anomaly_vit.data.resize import ResizeMode, fit_image
+from anomaly_vit.data.sampler import MixSampler
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,16 @@ class PretrainData(L.LightningDataModule):
         }
 
     def train_sampler(self) -> PretrainSampler:
+        """The data's mix (each source its share) without class balancing: labels unused."""
+        indices: dict[str, list[int]] = {name: [] for name in self.data.sources}
+        for i, record in enumerate(self.data.records_of_split["train"]):
+            indices[record.source].append(i)
+        mix = MixSampler(
+            indices, self.data.mix_weights, self.data.samples_per_epoch, seed=self.data.seed
+        )
         n = len(self.unlabelled) if self.unlabelled is not None else 0
         offset = len(self.data.datasets["train"])
-        return PretrainSampler(self.data.train_sampler(), offset, n, seed=self.data.seed)
+        return PretrainSampler(mix, offset, n, seed=self.data.seed)
 
     def train_dataloader(self) -> DataLoader:
         parts = [ImagesOnly(self.data.datasets["train"].images_nchw)]

@@ -165,9 +165,15 @@ def build_objective(vit: nn.Module, kind: str = "mae", **options) -> nn.Module:
     if kind not in OBJECTIVES:
         raise ValueError(f"pretrain.objective.kind={kind!r}: use one of {list(OBJECTIVES)}.")
     embed = vit.patch_embed
-    return OBJECTIVES[kind](
-        embed_dim=vit.embed_dim,
-        grid_hw=tuple(embed.grid_size),
-        patch_hw=to_2tuple(embed.patch_size),
-        **options,
-    )
+    try:
+        return OBJECTIVES[kind](
+            embed_dim=vit.embed_dim,
+            grid_hw=tuple(embed.grid_size),
+            patch_hw=to_2tuple(embed.patch_size),
+            **options,
+        )
+    except TypeError as error:  # an option of the other objective (e.g. decoder_dim for simmim)
+        raise ValueError(
+            f"pretrain.objective ({kind}): {error}; pick the objective with ssl={kind} "
+            "(conf/ssl/) and override only its own keys."
+        ) from None
