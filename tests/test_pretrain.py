@@ -18,7 +18,7 @@ from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.ssl.data import PretrainData, load_unlabelled
 from anomaly_vit.ssl.module import SelfSupervisedViT
 from anomaly_vit.ssl.objectives import blank_masked_pixels, patchify, random_patch_mask
-from tests.helpers import compose_config, tensorboard_steps
+from tests.helpers import compose_config, run_cli, tensorboard_steps
 from tests.helpers.data import TINY_NET, image_file
 
 CLASSES = ["good", "scratch"]
@@ -101,20 +101,17 @@ def test_unlabelled_folder_loads_every_image_and_skips_bad_files(tmp_path, caplo
 
 @pytest.fixture(scope="module")
 def pretrain_run(smoke_data_root, tmp_path_factory) -> Path:
-    """A 2-epoch smoke pretraining with 5 unlabelled images; returns its run dir."""
-    from anomaly_vit.pretrain import pretrain
-
+    """A 2-epoch smoke pretraining through the CLI, with 5 unlabelled images; its run dir."""
     unlabelled = tmp_path_factory.mktemp("unlabelled")
     rng = np.random.default_rng(0)
     for i in range(5):
-        Image.fromarray(rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)).save(
-            unlabelled / f"{i}.jpg"
-        )
+        image = rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)
+        Image.fromarray(image).save(unlabelled / f"{i}.jpg")
     run_dir = tmp_path_factory.mktemp("pretrain") / "run"
-    cfg = compose_config("pretrain", [
-        "debug=smoke", f"paths.root_dir={smoke_data_root}", f"pretrain.unlabelled_dir={unlabelled}",
-    ], run_dir)  # fmt: skip
-    pretrain(cfg)
+    run_cli(
+        "anomaly_vit.pretrain", "debug=smoke", f"paths.root_dir={smoke_data_root}",
+        f"pretrain.unlabelled_dir={unlabelled}", f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
     return run_dir
 
 
@@ -202,6 +199,20 @@ def test_finetune_from_pretraining_loads_the_encoder_and_counts_on(
     assert lineage["pretrain"] == "mae" and lineage["global_epoch"] == 2
     assert lineage["run_dir"] == str(pretrain_run.resolve())
     assert summary["global_epoch"] == 3
+
+
+@pytest.mark.slow
+def test_finetune_from_a_pretraining_of_another_architecture_is_one_clear_error(pretrain_run):
+    parent = pretrain_run / "checkpoints" / "last.ckpt"
+    hparams = torch.load(parent, weights_only=True)["hyper_parameters"]
+    deeper = ViTClassifier(
+        hparams["classes"], {**hparams["net"], "depth": hparams["net"]["depth"] + 1}
+    )
+    with pytest.raises(ValueError, match="pretrained with a different architecture"):
+        apply_finetune(deeper, str(parent))
+    wider = ViTClassifier(hparams["classes"], {**hparams["net"], "embed_dim": 48})
+    with pytest.raises(ValueError, match="different architecture"):
+        apply_finetune(wider, str(parent))
 
 
 def test_study_counts_classification_epochs_after_the_pretraining(tmp_path, capsys):

@@ -100,7 +100,12 @@ class SelfSupervisedViT(L.LightningModule):
                 "lower pretrain.optimizer.lr. The last good checkpoint is kept in checkpoints/."
             )
         self.log(
-            "global_epoch", float(self.global_epoch), on_epoch=True, logger=False, reduce_fx="max"
+            "global_epoch",
+            float(self.global_epoch),
+            on_step=False,
+            on_epoch=True,
+            logger=False,
+            reduce_fx="max",
         )
         self.train_loss.update(loss.detach(), weight=len(batch["image"]))
         return loss
