@@ -21,7 +21,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 from anomaly_vit.compose import compose
 from tests.helpers import CONF
 
-COMMANDS = ["train", "eval", "explain", "check_data", "bench"]
+COMMANDS = ["train", "pretrain", "eval", "explain", "check_data", "bench"]
 # Hydra's own groups worth composing: where and how the jobs of a sweep run (every command
 # shares conf/hydra/default.yaml; training is the one that sweeps)
 HYDRA_GROUPS = ["hydra/launcher", "hydra/sweeper"]
