@@ -38,11 +38,14 @@ def check_training_config(cfg: DictConfig) -> None:
     net = cfg.model.get("net", {})
     for key in ("img_size", "patch_size"):
         value = net.get(key)
-        sides = (
-            list(value) if isinstance(value, list | tuple) or hasattr(value, "__len__") else [value]
-        )
+        if key == "img_size" and value == "auto":  # the datamodule measures it from the photos
+            continue
+        sides = list(value) if not isinstance(value, str) and hasattr(value, "__len__") else [value]
         if value is not None and not all(_is_int(side) and side >= 1 for side in sides):
-            raise ValueError(f"model.net.{key}={value}: must be a whole number of pixels >= 1.")
+            hint = " (or auto: sized from the training photos)" if key == "img_size" else ""
+            raise ValueError(
+                f"model.net.{key}={value}: must be a whole number of pixels >= 1{hint}."
+            )
 
 
 def check_classes(classes: list[str]) -> None:

@@ -306,3 +306,16 @@ def test_auto_img_size_follows_the_photos_aspect_ratio(real_set, tmp_path):
     assert cfg.model.net.img_size == "auto"
     dm = _datamodule(cfg, tmp_path)
     assert dm.input_hw == (320, 128)  # the generated photos are 40 x 16 (aspect 2.5)
+
+
+@pytest.mark.parametrize("layout", ["manifest", "folder", "paired"])
+def test_the_real_configs_pass_the_training_guard_with_auto_img_size(layout, real_set, tmp_path):
+    from anomaly_vit.guards import check_training_config
+
+    key = {"manifest": "data.manifest=x.csv", "folder": "data.root=x", "paired": "data.root=x"}
+    cfg = compose_config("train", [f"data={layout}", key[layout]], tmp_path)
+    assert cfg.model.net.img_size == "auto"
+    check_training_config(cfg)  # what `python -m anomaly_vit.train data=...` runs first
+    cfg.model.net.img_size = "big"
+    with pytest.raises(ValueError, match=r"model.net.img_size=big: .*or auto"):
+        check_training_config(cfg)
