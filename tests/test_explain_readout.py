@@ -9,6 +9,7 @@ from torch import nn
 
 from anomaly_vit.explain.maps import attention_maps
 from anomaly_vit.explain.readout import read_out_maps, read_out_tokens, token_layout
+from anomaly_vit.model.token_geometry import TokenGeometry
 from tests.helpers import tiny_vit
 
 
@@ -73,7 +74,8 @@ def test_read_out_rows_follow_the_pooling():
     # 1 prefix token + a 1x2 grid; rows chosen so each read-out gives different numbers
     joint = torch.tensor([[[9.0, 1.0, 2.0], [0.0, 3.0, 5.0], [0.0, 7.0, 1.0]]])
     cls_layout = token_layout(tiny_vit())
-    cls_layout = replace(cls_layout, grid_hw=(1, 2), num_prefix_tokens=1)
+    geometry = TokenGeometry((1.5, 1.5), (4, 4))  # 4-px patches: a 1x2 grid on a 4x8 image
+    cls_layout = replace(cls_layout, grid_hw=(1, 2), num_prefix_tokens=1, geometry=geometry)
     assert read_out_tokens(joint, cls_layout).tolist() == [[[1.0, 2.0]]]
     patch_mean = replace(cls_layout, rows="patch_mean")
     assert read_out_tokens(joint, patch_mean).tolist() == [[[5.0, 3.0]]]

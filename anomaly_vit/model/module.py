@@ -29,6 +29,7 @@ from anomaly_vit.model.mask_guidance import (
     pool_mask_to_grid,
     token_mask_loss,
 )
+from anomaly_vit.model.token_geometry import token_geometry
 from anomaly_vit.model.optim import DEFAULT_OPTIMIZER, build_optimizer, check_factory
 from anomaly_vit.stored_config import checked_model_hparams
 
@@ -169,7 +170,9 @@ class ViTClassifier(L.LightningModule):
             known = known & ~batch["synthetic"]
         elif self.mask_sources is MaskSources.SYNTHETIC:
             known = known & batch["synthetic"]
-        targets = pool_mask_to_grid(batch["mask"], self.net.patch_embed.grid_size)
+        targets = pool_mask_to_grid(
+            batch["mask"], self.net.patch_embed.grid_size, token_geometry(self.net.patch_embed)
+        )
         return token_mask_loss(token_logits, targets, known)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
