@@ -29,7 +29,11 @@ def quantus_scores(metric, maps: torch.Tensor, masks: torch.Tensor) -> np.ndarra
     s_batch = masks[:, None].float().numpy()
     x_batch = np.zeros_like(a_batch)
     scores = metric(
-        model=None, x_batch=x_batch, y_batch=np.zeros(len(maps), int), a_batch=a_batch, s_batch=s_batch
+        model=None,
+        x_batch=x_batch,
+        y_batch=np.zeros(len(maps), int),
+        a_batch=a_batch,
+        s_batch=s_batch,
     )
     return np.asarray(scores, dtype=np.float64)
 

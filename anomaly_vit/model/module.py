@@ -99,6 +99,7 @@ class ViTClassifier(L.LightningModule):
             )
         # built only when used, so weight 0 draws no extra random numbers (today's run exactly)
         self.token_head = TokenDefectHead(self.net.embed_dim) if self.mask_loss_weight > 0 else None
+        self.token_geometry = token_geometry(self.net.patch_embed)  # where masks pool to tokens
         self.epoch_offset = int(epoch_offset)
         self.register_buffer(
             "pixel_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False
@@ -171,7 +172,7 @@ class ViTClassifier(L.LightningModule):
         elif self.mask_sources is MaskSources.SYNTHETIC:
             known = known & batch["synthetic"]
         targets = pool_mask_to_grid(
-            batch["mask"], self.net.patch_embed.grid_size, token_geometry(self.net.patch_embed)
+            batch["mask"], self.net.patch_embed.grid_size, self.token_geometry
         )
         return token_mask_loss(token_logits, targets, known)
 

@@ -48,9 +48,7 @@ def _layer_geometry(layer: nn.Module) -> tuple[tuple[float, float], tuple[int, i
         same = tuple(d * (k - 1) / 2 for k, d in zip(kernel, dilation, strict=True))
         padding = (0, 0) if padding == "valid" else same
     padding = to_2tuple(padding)
-    offset = tuple(
-        d * (k - 1) / 2 - p for k, d, p in zip(kernel, dilation, padding, strict=True)
-    )
+    offset = tuple(d * (k - 1) / 2 - p for k, d, p in zip(kernel, dilation, padding, strict=True))
     return offset, (int(stride[0]), int(stride[1]))
 
 
@@ -88,7 +86,11 @@ def place_on_image(
     sample_hw2 = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (x, y) per pixel
     sample = sample_hw2.to(grid_bhw.device).expand(len(grid_bhw), height, width, 2)
     placed = F.grid_sample(
-        grid_bhw[:, None].float(), sample, mode="bilinear", padding_mode="border", align_corners=True
+        grid_bhw[:, None].float(),
+        sample,
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
     )
     return placed[:, 0]
 
