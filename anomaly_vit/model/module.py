@@ -29,8 +29,8 @@ from anomaly_vit.model.mask_guidance import (
     pool_mask_to_grid,
     token_mask_loss,
 )
-from anomaly_vit.model.token_geometry import token_geometry
 from anomaly_vit.model.optim import DEFAULT_OPTIMIZER, build_optimizer, check_factory
+from anomaly_vit.model.token_geometry import token_geometry
 from anomaly_vit.stored_config import checked_model_hparams
 
 TRAINING_HPARAMS = ("optimizer", "scheduler")  # never rebuilt from a checkpoint
