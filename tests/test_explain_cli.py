@@ -92,7 +92,9 @@ def test_class_tree_gives_overlays_labels_predictions_and_scores(tmp_path, smoke
         assert 0.0 <= float(scored[f"{kind}/pointing"]) <= 1.0  # a share when maxima tie
     assert summary["n_images"] == 4 and summary["n_scored"] == 1 and summary["n_labelled"] == 4
     written = json.loads((out / "summary.json").read_text())
-    assert written["scores"]["evidence"]["energy"] == pytest.approx(float(scored["evidence/energy"]))
+    assert written["scores"]["evidence"]["energy"] == pytest.approx(
+        float(scored["evidence/energy"])
+    )
     assert set(written["scores"]) == {*KINDS, "baseline_random", "baseline_centre"}
 
 
