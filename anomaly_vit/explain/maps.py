@@ -60,7 +60,7 @@ def token_evidence(
 def attention_maps(
     model: nn.Module,
     images_bchw: torch.Tensor,
-    kinds: Sequence[str] = MAP_METHODS[:2],
+    kinds: Sequence[str] = ("rollout", "relevance"),
     targets: TargetSpec = None,
     *,
     head_fusion: str = HeadFusion.MEAN,
