@@ -16,7 +16,7 @@ from anomaly_vit.explain.inputs import find_inputs
 from anomaly_vit.explain.predict import load_classifier
 from tests.helpers import compose_config, run_cli
 
-KINDS = ["rollout", "relevance", "contrast"]
+KINDS = ["contrast", "evidence"]  # the default `kinds` of conf/explain.yaml
 SCORE_COLUMNS = [f"{kind}/{name}" for kind in KINDS for name in SCORE_NAMES]
 
 
@@ -89,10 +89,12 @@ def test_class_tree_gives_overlays_labels_predictions_and_scores(tmp_path, smoke
     for kind in KINDS:
         assert 0.0 <= float(scored[f"{kind}/energy"]) <= 1.0
         assert 0.0 <= float(scored[f"{kind}/pixel_auroc"]) <= 1.0
-        assert float(scored[f"{kind}/pointing"]) in (0.0, 1.0)
+        assert 0.0 <= float(scored[f"{kind}/pointing"]) <= 1.0  # a share when maxima tie
     assert summary["n_images"] == 4 and summary["n_scored"] == 1 and summary["n_labelled"] == 4
     written = json.loads((out / "summary.json").read_text())
-    assert written["scores"]["rollout"]["energy"] == pytest.approx(float(scored["rollout/energy"]))
+    assert written["scores"]["evidence"]["energy"] == pytest.approx(
+        float(scored["evidence/energy"])
+    )
     assert set(written["scores"]) == {*KINDS, "baseline_random", "baseline_centre"}
 
 

@@ -12,21 +12,27 @@ from tests.helpers import TINY_NET
 NET = TINY_NET | {"global_pool": "max"}
 
 
-@pytest.mark.parametrize("stem", ["patch", "conv"])
-def test_pooled_masks_match_a_hand_made_case_through_both_stems(stem):
+# pixel (4, 12) lies in patch (0, 1) but nearest the conv stem's token centre (8, 16): (1, 2)
+@pytest.mark.parametrize(("stem", "cell"), [("patch", (0, 1)), ("conv", (1, 2))])
+def test_pooled_masks_match_a_hand_made_case_through_both_stems(stem, cell):
     model = ViTClassifier(
         ["good", "defect"], NET | {"stem": stem}, mask_loss={"weight": 1.0, "decision": "mix"}
     )
     assert tuple(model.net.patch_embed.grid_size) == (4, 4)
     mask = torch.zeros(1, 32, 32, dtype=torch.bool)
-    mask[0, 9, 17] = True  # one pixel in patch row 1, column 2
-    mask[0, 30:, :3] = True  # a corner blob in patch row 3, column 0
+    mask[0, 4, 12] = True
+    mask[0, 30:, :3] = True  # a corner blob: token row 3, column 0 for both stems
     expected = torch.zeros(4, 4)
-    expected[1, 2] = expected[3, 0] = 1
-    pooled = pool_mask_to_grid(mask, model.net.patch_embed.grid_size)
+    expected[cell] = expected[3, 0] = 1
+    pooled = pool_mask_to_grid(mask, model.net.patch_embed.grid_size, model.token_geometry)
     assert torch.equal(pooled, expected.flatten()[None])
+    batch = {"mask": mask, "mask_known": torch.tensor([True]), "synthetic": torch.tensor([True])}
     _, tokens = model.forward_with_tokens(torch.zeros(1, 3, 32, 32))
     assert tokens.shape == pooled.shape  # one score per token, in the same order
+    # the loss reads the same pooled grid: token logits equal to the targets' sign score lowest
+    perfect = (pooled * 2 - 1) * 20
+    assert model._mask_loss(batch, perfect).item() < 1e-6
+    assert model._mask_loss(batch, -perfect).item() > 10
 
 
 def test_mask_loss_is_zero_without_a_known_mask_and_positive_with_one():

@@ -1,4 +1,4 @@
-"""Where the model looks: attention capture, rollout and relevance maps, localisation scores.
+"""Where the model looks: attention capture, rollout, relevance and evidence maps, scores.
 
 `attention_maps` is the entry point; the pictures live in `anomaly_vit.viz.overlays`
 (imported separately, it pulls in matplotlib).
@@ -6,7 +6,7 @@
 
 from anomaly_vit.explain.capture import capture_attention, forward_with_attention
 from anomaly_vit.explain.maps import attention_maps
-from anomaly_vit.explain.readout import read_out_maps, token_layout
+from anomaly_vit.explain.readout import map_to_original, read_out_maps, token_layout
 from anomaly_vit.explain.relevance import gradient_relevance, target_scores
 from anomaly_vit.explain.rollout import attention_rollout
 from anomaly_vit.explain.scores import score_maps, score_with_baselines
@@ -17,6 +17,7 @@ __all__ = [
     "capture_attention",
     "forward_with_attention",
     "gradient_relevance",
+    "map_to_original",
     "read_out_maps",
     "score_maps",
     "score_with_baselines",

@@ -55,10 +55,12 @@ def attention_modules(vit: nn.Module) -> list[nn.Module]:
 
 
 class AttentionRecord:
-    """What one forward pass under `capture_attention` leaves: one [B, H, N, N] tensor per layer."""
+    """What one forward pass under `capture_attention` leaves: one [B, H, N, N] tensor per layer
+    and the final tokens [B, N, D] (the output of `vit.norm`, which the head pools)."""
 
     def __init__(self, num_layers: int) -> None:
         self._attn_bhnn: list[torch.Tensor | None] = [None] * num_layers
+        self.final_tokens_bnd: torch.Tensor | None = None  # the tokens the head pools (`vit.norm`)
 
     def _store(self, layer: int, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         self._attn_bhnn[layer] = output
@@ -110,6 +112,11 @@ def _unfused_with_hooks(vit: nn.Module, record: AttentionRecord) -> Iterator[Non
                     )
                 )
             )
+        handles.append(
+            vit.norm.register_forward_hook(
+                lambda module, inputs, output: setattr(record, "final_tokens_bnd", output)
+            )
+        )
         if saved_checkpointing:
             vit.grad_checkpointing = False
         yield

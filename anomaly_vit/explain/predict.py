@@ -3,7 +3,11 @@
 Map kinds a user picks (`kinds`, the `MAP_KINDS` registry both read):
 - "rollout": attention rollout, class-agnostic (how input patches flow to the token the head reads);
 - "relevance": gradient-weighted relevance of the predicted class (Chefer et al.);
-- "contrast": gradient-weighted relevance of the defect-vs-good evidence (log p(defect) - log p(good)).
+- "contrast": gradient-weighted relevance of the defect-vs-good evidence (log p(defect) - log p(good));
+- "evidence": the class head applied to each final token, its defect-vs-good logit (CAM for ViTs;
+  what a max-pooled head reads);
+- "tokens": the mask loss's per-token defect probability (models trained with the mask loss).
+Maps are drawn at the tokens' receptive-field centres (`model.token_geometry`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from torch import nn
 from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.explain.capture import find_vision_transformer
 from anomaly_vit.explain.maps import attention_maps
-from anomaly_vit.explain.readout import upsample_maps
+from anomaly_vit.explain.readout import token_layout, upsample_maps
 from anomaly_vit.explain.rollout import HeadFusion
 from anomaly_vit.explain.scores import score_maps
 
@@ -29,7 +33,7 @@ from anomaly_vit.explain.scores import score_maps
 class MapKind:
     """A map kind: the map `attention_maps` computes and what its relevance explains."""
 
-    method: str  # "rollout" or "relevance" (`explain.maps.attention_maps` kinds), or "tokens"
+    method: str  # an `explain.maps.attention_maps` kind (`MAP_METHODS`), or "tokens"
     targets: str  # "predicted" (the arg-max class), "contrast" (defect vs good) or "tokens"
 
 
@@ -38,6 +42,8 @@ MAP_KINDS: dict[str, MapKind] = {
     "rollout": MapKind("rollout", "predicted"),
     "relevance": MapKind("relevance", "predicted"),
     "contrast": MapKind("relevance", "contrast"),
+    # the head on each final token (needs no gradient; shares the "predicted" pass)
+    "evidence": MapKind("evidence", "predicted"),
     # the mask loss's per-token defect probability (`token_maps`; models with a token head)
     "tokens": MapKind("tokens", "tokens"),
 }
@@ -90,7 +96,7 @@ def explain_images(
 ) -> Explanation:
     """Maps of `kinds` for images as the model takes them (a ViTClassifier: [0, 255], unnormalised).
 
-    Kinds with the same targets share one forward pass ("rollout" and "relevance"); "contrast"
+    Kinds with the same targets share one forward pass ("rollout", "relevance", "evidence"); "contrast"
     needs its own backward pass; "tokens" (the mask loss's per-token defect probability) needs a
     model trained with `model.mask_loss.weight > 0`. Predictions come from the first pass.
     """
@@ -130,13 +136,13 @@ def token_maps(model: nn.Module, images_bchw: torch.Tensor) -> dict[str, torch.T
         )
     with torch.no_grad():
         logits_bk, tokens_bn = model.forward_with_tokens(images_bchw)
-    grid_hw = tuple(find_vision_transformer(model).patch_embed.grid_size)
-    grid = tokens_bn.float().sigmoid().reshape(len(tokens_bn), *grid_hw)
     image_hw = (int(images_bchw.shape[-2]), int(images_bchw.shape[-1]))
+    layout = token_layout(find_vision_transformer(model), image_hw)
+    grid = tokens_bn.float().sigmoid().reshape(len(tokens_bn), *layout.grid_hw)
     probs = logits_bk.float().softmax(dim=-1)
     return {
         "tokens_grid": grid,
-        "tokens": upsample_maps(grid, image_hw),
+        "tokens": upsample_maps(grid, image_hw, layout.geometry),
         "probs": probs,
         "preds": probs.argmax(dim=-1),
     }

@@ -2,8 +2,9 @@
 
 A light linear head reads each final patch token and says "defect here". Where a training
 image has a mask (and good images, whose mask is known to be empty) the token scores are
-trained against the mask pooled to the token grid: a token is positive when its patch holds
-any defect pixel. Images without a known mask add nothing. The image's defect score can then
+trained against the mask pooled to the token grid: a token is positive when the stride-wide
+window centred on its receptive field (`token_geometry`, the read-out's geometry) holds a defect
+pixel. Images without a known mask add nothing. The image's defect score can then
 read the class head, the most defective token, or both (`decision`). Tabernik et al. (2019)
 showed on KolektorSDD that pixel-level supervision makes ~50 defective images enough.
 """
@@ -15,6 +16,8 @@ from enum import StrEnum
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from anomaly_vit.model.token_geometry import TokenGeometry, pool_to_tokens
 
 
 class Decision(StrEnum):
@@ -33,15 +36,19 @@ class MaskSources(StrEnum):
     BOTH = "both"
 
 
-def pool_mask_to_grid(masks_nhw: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
-    """(N, gh*gw) float: 1 where a token's patch holds any mask pixel. The input must tile the
-    grid exactly (img_size divisible by patch_size, as the ViT requires)."""
+def pool_mask_to_grid(
+    masks_nhw: torch.Tensor, grid_hw: tuple[int, int], geometry: TokenGeometry | None = None
+) -> torch.Tensor:
+    """(N, gh*gw) float: 1 where a token's window (`token_geometry.pool_to_tokens`) holds a mask
+    pixel. Without a geometry the tokens are patches tiling the mask (patchify)."""
     height, width = masks_nhw.shape[-2:]
     gh, gw = grid_hw
     if height % gh or width % gw:
         raise ValueError(f"masks of {height}x{width} px do not tile a {gh}x{gw} token grid")
-    pooled = F.max_pool2d(masks_nhw.float().unsqueeze(1), (height // gh, width // gw))
-    return pooled.flatten(1)
+    if geometry is None:
+        stride = (height // gh, width // gw)
+        geometry = TokenGeometry(((stride[0] - 1) / 2, (stride[1] - 1) / 2), stride)
+    return pool_to_tokens(masks_nhw, geometry, (gh, gw)).float().flatten(1)
 
 
 def token_mask_loss(

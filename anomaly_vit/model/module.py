@@ -30,6 +30,7 @@ from anomaly_vit.model.mask_guidance import (
     token_mask_loss,
 )
 from anomaly_vit.model.optim import DEFAULT_OPTIMIZER, build_optimizer, check_factory
+from anomaly_vit.model.token_geometry import token_geometry
 from anomaly_vit.stored_config import checked_model_hparams
 
 TRAINING_HPARAMS = ("optimizer", "scheduler")  # never rebuilt from a checkpoint
@@ -98,6 +99,7 @@ class ViTClassifier(L.LightningModule):
             )
         # built only when used, so weight 0 draws no extra random numbers (today's run exactly)
         self.token_head = TokenDefectHead(self.net.embed_dim) if self.mask_loss_weight > 0 else None
+        self.token_geometry = token_geometry(self.net.patch_embed)  # where masks pool to tokens
         self.epoch_offset = int(epoch_offset)
         self.register_buffer(
             "pixel_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False
@@ -169,7 +171,9 @@ class ViTClassifier(L.LightningModule):
             known = known & ~batch["synthetic"]
         elif self.mask_sources is MaskSources.SYNTHETIC:
             known = known & batch["synthetic"]
-        targets = pool_mask_to_grid(batch["mask"], self.net.patch_embed.grid_size)
+        targets = pool_mask_to_grid(
+            batch["mask"], self.net.patch_embed.grid_size, self.token_geometry
+        )
         return token_mask_loss(token_logits, targets, known)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
