@@ -40,6 +40,7 @@ from anomaly_vit.explain.rollout import HeadFusion
 from anomaly_vit.explain.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
+    SCORE_NAMES,
     centre_prior_maps,
     random_maps,
 )
@@ -48,15 +49,6 @@ from anomaly_vit.viz.overlays import probe_grid_figure, save_figure
 
 log = logging.getLogger(__name__)
 
-SCORE_NAMES = (
-    "pointing",
-    "energy",
-    "pixel_auroc",
-    "pixel_ap",
-    "patch_auroc",
-    "contrast",
-    "entropy",
-)
 BASE_COLUMNS = (
     "path",
     "overlay",

@@ -31,6 +31,15 @@ import torch.nn.functional as F
 from timm.layers import to_2tuple
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
+SCORE_NAMES = (
+    "pointing",
+    "energy",
+    "pixel_auroc",
+    "pixel_ap",
+    "patch_auroc",
+    "contrast",
+    "entropy",
+)  # the keys of `image_scores`, in order
 RANDOM_BASELINE = "baseline_random"
 CENTRE_BASELINE = "baseline_centre"
 
@@ -149,6 +158,28 @@ def normalised_entropy(maps_bhw: torch.Tensor) -> torch.Tensor:
     return entropy_b / math.log(num_pixels)
 
 
+def image_scores(
+    maps_bhw: torch.Tensor,
+    masks_bhw: torch.Tensor,
+    patch_size: int | tuple[int, int],
+    tolerance_px: int = 15,
+    patch_positive_share: float = 0.1,
+    eps: float = 1e-8,
+) -> dict[str, torch.Tensor]:
+    """Every score of each image, {name: [B]} (images with an empty mask get NaN or 0)."""
+    _check(maps_bhw, masks_bhw)
+    maps_bhw, masks_bhw = maps_bhw.float(), masks_bhw.bool()
+    return {
+        "pointing": pointing_game(maps_bhw, masks_bhw, tolerance_px),
+        "energy": energy_in_mask(maps_bhw, masks_bhw),
+        "pixel_auroc": pixel_auroc(maps_bhw, masks_bhw),
+        "pixel_ap": pixel_average_precision(maps_bhw, masks_bhw),
+        "patch_auroc": patch_auroc(maps_bhw, masks_bhw, patch_size, patch_positive_share),
+        "contrast": map_contrast(maps_bhw, eps),
+        "entropy": normalised_entropy(maps_bhw),
+    }
+
+
 def score_maps(
     maps_bhw: torch.Tensor,
     masks_bhw: torch.Tensor,
@@ -159,19 +190,16 @@ def score_maps(
 ) -> dict[str, float]:
     """Every score, averaged over images with a non-empty mask (NaN when there is none)."""
     _check(maps_bhw, masks_bhw)
-    maps_bhw = maps_bhw.detach().float().cpu()
     masks_bhw = masks_bhw.detach().bool().cpu()
     has_defect_b = masks_bhw.flatten(1).any(dim=1)
-    maps_bhw, masks_bhw = maps_bhw[has_defect_b], masks_bhw[has_defect_b]
-    per_image = {
-        "pointing": pointing_game(maps_bhw, masks_bhw, tolerance_px),
-        "energy": energy_in_mask(maps_bhw, masks_bhw),
-        "pixel_auroc": pixel_auroc(maps_bhw, masks_bhw),
-        "pixel_ap": pixel_average_precision(maps_bhw, masks_bhw),
-        "patch_auroc": patch_auroc(maps_bhw, masks_bhw, patch_size, patch_positive_share),
-        "contrast": map_contrast(maps_bhw, eps),
-        "entropy": normalised_entropy(maps_bhw),
-    }
+    per_image = image_scores(
+        maps_bhw.detach().cpu()[has_defect_b],
+        masks_bhw[has_defect_b],
+        patch_size,
+        tolerance_px,
+        patch_positive_share,
+        eps,
+    )
     scores = {name: float(values.nanmean()) for name, values in per_image.items()}
     scores["n_images"] = float(has_defect_b.sum())
     scores["n_images_skipped"] = float((~has_defect_b).sum())
