@@ -29,7 +29,6 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from timm.layers import to_2tuple
-from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 SCORE_NAMES = (
     "pointing",
@@ -102,27 +101,51 @@ def energy_in_mask(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Ten
     return (mass_bhw * masks_bhw.float()).sum(dim=(-2, -1)) / mass_bhw.sum(dim=(-2, -1))
 
 
-def _per_image_metric(metric, scores_bhw: torch.Tensor, labels_bhw: torch.Tensor) -> torch.Tensor:
-    values = []
-    for scores_hw, labels_hw in zip(scores_bhw, labels_bhw, strict=True):
-        num_pos = int(labels_hw.sum())
-        if num_pos == 0 or num_pos == labels_hw.numel():
-            values.append(float("nan"))
-        else:
-            values.append(float(metric(scores_hw.reshape(-1), labels_hw.reshape(-1).long())))
-    return torch.tensor(values, dtype=torch.float32)
+def _undefined_where_one_class(values_b: torch.Tensor, labels_bp: torch.Tensor) -> torch.Tensor:
+    num_pos_b = labels_bp.sum(dim=-1)
+    defined_b = (num_pos_b > 0) & (num_pos_b < labels_bp.shape[-1])
+    return torch.where(defined_b, values_b, math.nan).float()
+
+
+def batched_auroc(scores_bp: torch.Tensor, labels_bp: torch.Tensor) -> torch.Tensor:
+    """AUROC of each row [B] (Mann-Whitney U, ties count half; equals torchmetrics'
+    `binary_auroc` per row), vectorised over rows; NaN for a row with one class only."""
+    scores_bp, labels_bp = scores_bp.float(), labels_bp.bool()
+    sorted_bp = scores_bp.sort(dim=-1).values
+    below_bp = torch.searchsorted(sorted_bp, scores_bp, side="left")
+    up_to_bp = torch.searchsorted(sorted_bp, scores_bp, side="right")
+    ranks_bp = (below_bp + up_to_bp + 1).double() / 2  # 1-based ranks, ties averaged
+    num_pos_b = labels_bp.sum(dim=-1).double()
+    num_neg_b = labels_bp.shape[-1] - num_pos_b
+    rank_sum_b = (ranks_bp * labels_bp).sum(dim=-1)
+    auroc_b = (rank_sum_b - num_pos_b * (num_pos_b + 1) / 2) / (num_pos_b * num_neg_b)
+    return _undefined_where_one_class(auroc_b, labels_bp)
+
+
+def batched_average_precision(scores_bp: torch.Tensor, labels_bp: torch.Tensor) -> torch.Tensor:
+    """Average precision of each row [B] (mean over positives of the precision at their score;
+    equals torchmetrics' `binary_average_precision`), vectorised; NaN for a one-class row."""
+    scores_bp, labels_bp = scores_bp.float(), labels_bp.bool()
+    num_pixels = labels_bp.shape[-1]
+    sorted_bp = scores_bp.sort(dim=-1).values
+    at_least_bp = num_pixels - torch.searchsorted(sorted_bp, scores_bp, side="left")
+    positives_bp = torch.where(labels_bp, scores_bp, -math.inf).sort(dim=-1).values
+    pos_at_least_bp = num_pixels - torch.searchsorted(positives_bp, scores_bp, side="left")
+    precision_bp = pos_at_least_bp.double() / at_least_bp.double()
+    ap_b = (precision_bp * labels_bp).sum(dim=-1) / labels_bp.sum(dim=-1).clamp(min=1)
+    return _undefined_where_one_class(ap_b, labels_bp)
 
 
 def pixel_auroc(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Tensor:
     """AUROC of the map as a per-pixel score for the mask, per image [B]."""
     _check(maps_bhw, masks_bhw)
-    return _per_image_metric(binary_auroc, minmax_normalise(maps_bhw), masks_bhw.bool())
+    return batched_auroc(minmax_normalise(maps_bhw).flatten(1), masks_bhw.flatten(1))
 
 
 def pixel_average_precision(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Tensor:
     """Average precision of the map as a per-pixel score for the mask, per image [B]."""
     _check(maps_bhw, masks_bhw)
-    return _per_image_metric(binary_average_precision, minmax_normalise(maps_bhw), masks_bhw.bool())
+    return batched_average_precision(minmax_normalise(maps_bhw).flatten(1), masks_bhw.flatten(1))
 
 
 def patch_auroc(
@@ -137,7 +160,7 @@ def patch_auroc(
     grid_map_bhw = F.avg_pool2d(minmax_normalise(maps_bhw)[:, None], kernel_hw)[:, 0]
     coverage_bhw = F.avg_pool2d(masks_bhw[:, None].float(), kernel_hw)[:, 0]
     positive_bhw = coverage_bhw >= patch_positive_share
-    return _per_image_metric(binary_auroc, minmax_normalise(grid_map_bhw), positive_bhw)
+    return batched_auroc(minmax_normalise(grid_map_bhw).flatten(1), positive_bhw.flatten(1))
 
 
 def map_contrast(maps_bhw: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
