@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from anomaly_vit.data.split import SPLITS
 from anomaly_vit.explain.predict import (
     MAP_KINDS,
     check_kinds,
@@ -111,6 +112,8 @@ class SplitScorer:
     ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"{key}.batch_size must be >= 1, got {batch_size}.")
+        if split not in SPLITS:
+            raise ValueError(f"{key}: split {split!r} is not one of {list(SPLITS)}.")
         self.split = str(split)
         self.kinds = None if kinds is None else check_kinds(kinds, f"{key}.kinds")
         self.batch_size = int(batch_size)
