@@ -82,13 +82,19 @@ def dilate_masks(masks_bhw: torch.Tensor, tolerance_px: int) -> torch.Tensor:
 
 
 def pointing_game(
-    maps_bhw: torch.Tensor, masks_bhw: torch.Tensor, tolerance_px: int = 15
+    maps_bhw: torch.Tensor,
+    masks_bhw: torch.Tensor,
+    tolerance_px: int = 15,
+    dilated_bhw: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Share of the map's maximal pixels inside the mask dilated by `tolerance_px` [B]."""
+    """Share of the map's maximal pixels inside the mask dilated by `tolerance_px` [B]
+    (`dilated_bhw`: that dilation, when the caller already has it)."""
     _check(maps_bhw, masks_bhw)
     maps_bhw = maps_bhw.float()
     is_max_bhw = maps_bhw == maps_bhw.amax(dim=(-2, -1), keepdim=True)
-    hits_bhw = is_max_bhw & dilate_masks(masks_bhw, tolerance_px)
+    if dilated_bhw is None:
+        dilated_bhw = dilate_masks(masks_bhw, tolerance_px)
+    hits_bhw = is_max_bhw & dilated_bhw
     return hits_bhw.sum(dim=(-2, -1)).float() / is_max_bhw.sum(dim=(-2, -1)).float()
 
 
@@ -188,12 +194,14 @@ def image_scores(
     tolerance_px: int = 15,
     patch_positive_share: float = 0.1,
     eps: float = 1e-8,
+    dilated_bhw: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Every score of each image, {name: [B]} (images with an empty mask get NaN or 0)."""
+    """Every score of each image, {name: [B]} (images with an empty mask get NaN or 0);
+    `dilated_bhw`: `dilate_masks(masks_bhw, tolerance_px)` when scoring several maps."""
     _check(maps_bhw, masks_bhw)
     maps_bhw, masks_bhw = maps_bhw.float(), masks_bhw.bool()
     return {
-        "pointing": pointing_game(maps_bhw, masks_bhw, tolerance_px),
+        "pointing": pointing_game(maps_bhw, masks_bhw, tolerance_px, dilated_bhw),
         "energy": energy_in_mask(maps_bhw, masks_bhw),
         "pixel_auroc": pixel_auroc(maps_bhw, masks_bhw),
         "pixel_ap": pixel_average_precision(maps_bhw, masks_bhw),
