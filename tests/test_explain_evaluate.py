@@ -109,6 +109,8 @@ def test_misclassified_reads_the_stored_threshold_and_the_defect_class():
     expected = below | (preds != 0)
     assert torch.equal(misclassified(model, images, other_class), expected)
     assert torch.equal(misclassified(model, images, torch.full((6,), -1)), below)
+    # the probabilities of an explanation's forward pass give the same answer without a new one
+    assert torch.equal(misclassified(model, images, other_class, probs), expected)
 
 
 def test_split_scorer_scores_only_defective_images_with_a_mask():

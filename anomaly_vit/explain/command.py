@@ -207,7 +207,8 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
             discard_ratio=float(cfg.discard_ratio),
         )
         labels = [model.classes.index(i.label) if i.label in model.classes else -1 for i in batch]
-        wrong += misclassified(model, images.to(device), torch.tensor(labels)).tolist()
+        labels_b = torch.tensor(labels)
+        wrong += misclassified(model, images.to(device), labels_b, explanation.probs).tolist()
         baselines = {
             RANDOM_BASELINE: random_maps(len(batch), size_hw, seed=int(cfg.seed) + start),
             CENTRE_BASELINE: centre_prior_maps(len(batch), size_hw),

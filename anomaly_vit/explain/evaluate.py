@@ -53,16 +53,29 @@ def usable_kinds(model: nn.Module, kinds: Sequence[str] | None) -> list[str]:
     return [kind for kind in kinds if has_tokens or MAP_KINDS[kind].method != "tokens"]
 
 
-def misclassified(model: nn.Module, images_bchw: torch.Tensor, labels_b: torch.Tensor):
+def misclassified(
+    model: nn.Module,
+    images_bchw: torch.Tensor,
+    labels_b: torch.Tensor,
+    probs_bk: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Which defective images the model gets wrong [B] (bool): defect score (as the model's
-    decision reads it) below its stored threshold, or a wrong defect class (label -1: unknown)."""
-    with torch.no_grad():
-        logits_bk, tokens_bn = model.forward_with_tokens(images_bchw)
-        scores_b = model.defect_score(logits_bk, tokens_bn)
-    preds_b = logits_bk.argmax(dim=-1)
+    decision reads it) below its stored threshold, or a wrong defect class (label -1: unknown).
+    `probs_bk`: the class probabilities of these images, when known (saves a forward pass for a
+    model without a token head)."""
+    if probs_bk is not None and getattr(model, "token_head", None) is None:
+        probs_bk = probs_bk.float()
+        scores_b = 1.0 - probs_bk[:, model.good_index]  # `defect_score` of the head alone
+    else:
+        with torch.no_grad():
+            logits_bk, tokens_bn = model.forward_with_tokens(images_bchw)
+            scores_b = model.defect_score(logits_bk, tokens_bn)
+        probs_bk = logits_bk.float().softmax(dim=-1)
+    preds_b = probs_bk.argmax(dim=-1)
     labels_b = labels_b.to(preds_b.device)
     wrong_class_b = (labels_b >= 0) & (preds_b != labels_b) & (preds_b != model.good_index)
-    return ((scores_b < model.defect_threshold) | wrong_class_b).cpu()
+    threshold = model.defect_threshold.to(scores_b.device)
+    return ((scores_b < threshold) | wrong_class_b).cpu()
 
 
 def summarise_scores(
@@ -173,7 +186,7 @@ class SplitScorer:
                     head_fusion=self.head_fusion,
                     discard_ratio=self.discard_ratio,
                 )
-                wrong.append(misclassified(model, images, labels_n[rows]))
+                wrong.append(misclassified(model, images, labels_n[rows], explanation.probs))
                 size_hw = tuple(images.shape[-2:])
                 maps = explanation.maps | {
                     RANDOM_BASELINE: random_maps(len(rows), size_hw, self.seed + first),
