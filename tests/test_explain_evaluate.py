@@ -139,3 +139,18 @@ def test_token_kinds_are_skipped_without_a_token_head():
     torch.manual_seed(0)
     guided = ViTClassifier(["good", "defect"], dict(TINY_NET), mask_loss={"weight": 1.0})
     assert usable_kinds(guided, None) == list(MAP_KINDS)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"split": "holdout"}, "explain_scores: split 'holdout'"),
+        ({"batch_size": 0}, "explain_scores.batch_size"),
+        ({"kinds": ["rollout", "gradcam"]}, "explain_scores.kinds"),
+        ({"head_fusion": "median"}, "explain_scores.head_fusion"),
+        ({"discard_ratio": 1.0}, "explain_scores.discard_ratio"),
+    ],
+)
+def test_bad_settings_name_their_key(kwargs, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        SplitScorer(**kwargs)

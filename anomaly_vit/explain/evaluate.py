@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from anomaly_vit.data.split import SPLITS
+from anomaly_vit.errors import enum_value
 from anomaly_vit.explain.predict import (
     MAP_KINDS,
     check_kinds,
@@ -134,7 +135,9 @@ class SplitScorer:
         self.batch_size = int(batch_size)
         self.tolerance_px = None if tolerance_px is None else int(tolerance_px)
         self.patch_positive_share = float(patch_positive_share)
-        self.head_fusion = str(head_fusion)
+        self.head_fusion = enum_value(HeadFusion, head_fusion, f"{key}.head_fusion")
+        if not 0.0 <= float(discard_ratio) < 1.0:
+            raise ValueError(f"{key}.discard_ratio must be in [0, 1), got {discard_ratio}.")
         self.discard_ratio = float(discard_ratio)
         self.device = device
         self.seed = int(seed)
@@ -148,8 +151,10 @@ class SplitScorer:
         dataset = pool.dataset
         if dataset.masks_nhw is not None:
             masks_nhw = dataset.masks_nhw[rows]
-        else:
-            masks_nhw = torch.stack([pool.mask(j) for j in range(len(pool))]).bool()
+        else:  # masks decoded through the source (an empty pool has none)
+            size_hw = tuple(dataset.images_nchw.shape[-2:])
+            masks = [pool.mask(j) for j in range(len(pool))]
+            masks_nhw = torch.stack(masks) if masks else torch.zeros((0, *size_hw), dtype=bool)
         return self.score(model, dataset.images_nchw[rows], dataset.labels[rows], masks_nhw)
 
     def score(
