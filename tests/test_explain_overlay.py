@@ -107,6 +107,10 @@ def test_panels_of_a_kind_share_one_colour_scale():
     # ... but in the colour the peaked map has at the same value
     at_055 = int(np.argmin(np.abs(peaked.flatten().numpy() - 0.55)))
     assert np.allclose(bottom[0, 1], top.reshape(-1, 4)[at_055], atol=0.02)
+    # a nearly flat map alone (contrast 1.01) is drawn nearly flat, not stretched to the colormap
+    alone = probe_grid_figure(torch.zeros(1, 3, SIZE, SIZE), {"r": (1 + 0.01 * peaked)[None]})
+    colours = _shown_colours(alone.axes[1])[..., :3]
+    assert np.ptp(colours.reshape(-1, 3), axis=0).max() < 0.1
     # maps of different kinds keep their own scales
     other = probe_grid_figure(
         torch.zeros(1, 3, SIZE, SIZE), {"a": peaked[None], "b": 10 * peaked[None]}

@@ -7,9 +7,9 @@ TensorBoard and `save_figure` writes one atomically (`rundir.atomic_write`).
 Inputs may be numpy arrays or torch tensors. Images: [C, H, W] (C = 1 or 3), [H, W, C] or
 [H, W]; uint8 is read as 0..255, float images outside [0, 1] (e.g. normalised) are min-max
 scaled per image for display. Maps are never stretched per panel in a figure: every panel of a
-map kind shares one colour scale (the kind's min and max over the figure, in the column title),
-so a flat map looks flat beside a peaked one; each panel also shows its own contrast (max / min;
-1 = flat) on it. Long figure titles are wrapped to the figure's width.
+map kind shares one colour scale (from 0, or the kind's minimum if negative, to its maximum over
+the figure; in the column title), so a flat map looks flat, beside a peaked one too; each panel
+also shows its own contrast (max / min; 1 = flat) on it. Long figure titles are wrapped to the figure's width.
 """
 
 from __future__ import annotations
@@ -73,9 +73,11 @@ def display_image(image: ArrayLike) -> np.ndarray:
 
 
 def value_range(maps: ArrayLike | Sequence[ArrayLike]) -> ValueRange:
-    """(min, max) over every value of `maps`: the shared colour scale of one map kind."""
+    """The shared colour scale of one map kind: from 0 (or the minimum, if negative) to the
+    maximum over every value of `maps`, so a flat non-negative map shows one flat colour."""
     values = [to_numpy(m).astype(np.float32) for m in maps]
-    return float(min(v.min() for v in values)), float(max(v.max() for v in values))
+    low, high = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+    return min(low, 0.0), high
 
 
 def display_map(map_hw: ArrayLike, scale: ValueRange | None = None) -> np.ndarray:
