@@ -39,7 +39,8 @@ from anomaly_vit.compose import compose
 from anomaly_vit.rundir import read_metrics_csv
 from tests.helpers import ROOT, compose_config, run_cli
 
-ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "flops_share", "convergence_ratio",
+ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "split_score_share", "flops_share",
+            "convergence_ratio",
             "peak_rss", "startup", "real_data_auroc", "real_data_balanced_acc"]  # fmt: skip
 
 

@@ -96,6 +96,18 @@ def test_class_tree_gives_overlays_labels_predictions_and_scores(tmp_path, smoke
         float(scored["evidence/energy"])
     )
     assert set(written["scores"]) == {*KINDS, "baseline_random", "baseline_centre"}
+    # the same "explain" block as a training run's summary.json, on the one masked image
+    block = written["explain"]
+    wrong = scored["is_defect"] == "False" or scored["predicted"] not in ("good", "scratch")
+    assert block["n_scored"] == 1 and block["n_misclassified"] == int(wrong)
+    assert set(block["maps"]) == set(KINDS) and set(block["baselines"]) == {"random", "centre"}
+    for kind in KINDS:
+        assert block["maps"][kind]["pointing"] == pytest.approx(float(scored[f"{kind}/pointing"]))
+        shown = block["maps"][kind]["pointing_misclassified"]
+        assert shown == (pytest.approx(float(scored[f"{kind}/pointing"])) if wrong else None)
+    assert block["baselines"]["centre"]["energy"] == pytest.approx(
+        written["scores"]["baseline_centre"]["energy"]
+    )
 
 
 def test_manifest_rows_keep_their_labels_and_masks(tmp_path, smoke_run):

@@ -63,14 +63,14 @@ def test_probe_grid_and_evolution_figures():
         class_names=["good", "scratch"],
     )
     axes = np.asarray(fig.axes).reshape(2, 3)
-    assert [ax.get_title() for ax in axes[0]] == ["image", "rollout", "relevance"]
+    assert [ax.get_title().split("\n")[0] for ax in axes[0]] == ["image", "rollout", "relevance"]
     assert axes[0, 0].get_xlabel() == "true: scratch\npred: scratch (0.90)"
     assert axes[1, 0].get_xlabel() == "true: good\npred: scratch (0.60)"
-    assert axes[0, 1].get_xlabel().startswith("contrast ")
     pixels = figure_to_array(fig)
     assert pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.uint8
     evolution = evolution_figure(images, {20: maps["rollout"], 10: maps["relevance"]}, masks)
     titles = [ax.get_title() for ax in evolution.axes[:2]]
+    assert evolution.get_suptitle().startswith("rollout over training (scale ")
     assert titles == ["epoch 10", "epoch 20"]
     assert len(evolution.axes) == 4
 
@@ -83,3 +83,74 @@ def test_save_figure_is_atomic(tmp_path):
     with pytest.raises(ValueError):
         save_figure(fig, tmp_path / "bad.notaformat")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _shown_colours(ax) -> np.ndarray:
+    """RGBA [H, W, 4] of the map layer (the second image) drawn on a panel."""
+    layer = ax.images[1]
+    return layer.to_rgba(layer.get_array())
+
+
+def test_panels_of_a_kind_share_one_colour_scale():
+    peaked = torch.linspace(0.0, 1.0, SIZE * SIZE).reshape(SIZE, SIZE)
+    flat = 0.45 + 0.1 * torch.rand(SIZE, SIZE)  # range [0.45, 0.55]: nearly flat
+    flat[0, 0], flat[0, 1] = 0.45, 0.55
+    grid = probe_grid_figure(
+        torch.zeros(2, 3, SIZE, SIZE), {"relevance": torch.stack([peaked, flat])}
+    )
+    axes = np.asarray(grid.axes).reshape(2, 2)
+    assert "scale 0 to 1" in axes[0, 1].get_title()
+    top, bottom = _shown_colours(axes[0, 1]), _shown_colours(axes[1, 1])
+    # the flat map's maximum is not drawn in the peaked map's top colour, as a per-panel
+    # min-max stretch would draw it ...
+    assert not np.allclose(bottom[0, 1], top.reshape(-1, 4)[-1])
+    # ... but in the colour the peaked map has at the same value
+    at_055 = int(np.argmin(np.abs(peaked.flatten().numpy() - 0.55)))
+    assert np.allclose(bottom[0, 1], top.reshape(-1, 4)[at_055], atol=0.02)
+    # a nearly flat map alone (contrast 1.01) is drawn nearly flat, not stretched to the colormap
+    alone = probe_grid_figure(torch.zeros(1, 3, SIZE, SIZE), {"r": (1 + 0.01 * peaked)[None]})
+    colours = _shown_colours(alone.axes[1])[..., :3]
+    assert np.ptp(colours.reshape(-1, 3), axis=0).max() < 0.1
+    # maps of different kinds keep their own scales
+    other = probe_grid_figure(
+        torch.zeros(1, 3, SIZE, SIZE), {"a": peaked[None], "b": 10 * peaked[None]}
+    )
+    a_ax, b_ax = other.axes[1], other.axes[2]
+    assert np.allclose(_shown_colours(a_ax), _shown_colours(b_ax))
+    assert "scale 0 to 10" in b_ax.get_title()
+
+
+def test_each_panel_shows_its_contrast_on_it():
+    maps = torch.rand(2, SIZE, SIZE) + 1.0
+    for fig, panels in (
+        (probe_grid_figure(torch.rand(2, 3, SIZE, SIZE), {"rollout": maps}), [1, 3]),
+        (evolution_figure(torch.rand(2, 3, SIZE, SIZE), {1: maps, 2: maps * 2}), [0, 1, 2, 3]),
+    ):
+        renderer = fig.canvas.get_renderer()
+        figure_to_array(fig)
+        for index in panels:
+            ax = fig.axes[index]
+            (text,) = [t for t in ax.texts if t.get_text().startswith("contrast ")]
+            row = index // (len(fig.axes) // 2)
+            expected = float(maps[row].max() / maps[row].min())
+            assert float(text.get_text().split()[1]) == pytest.approx(expected, rel=1e-2)
+            box, panel = text.get_window_extent(renderer), ax.get_window_extent(renderer)
+            assert panel.x0 <= box.x0 and box.x1 <= panel.x1
+            assert panel.y0 <= box.y0 and box.y1 <= panel.y1
+
+
+@pytest.mark.parametrize("columns", [1, 4])
+def test_a_long_title_stays_inside_the_figure(columns):
+    title = (
+        "global epoch 40\n"
+        + "share of the map in the defect mask: "
+        + ", ".join(f"kind{i} 0.0{i}" for i in range(8))
+    )
+    maps = {f"kind{i}": torch.rand(1, SIZE, SIZE) for i in range(columns)}
+    fig = probe_grid_figure(torch.rand(1, 3, SIZE, SIZE), maps, title=title)
+    figure_to_array(fig)
+    renderer = fig.canvas.get_renderer()
+    box = fig._suptitle.get_window_extent(renderer)  # matplotlib has no public getter
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+    assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+    assert fig.get_suptitle().replace("\n", " ").split() == title.replace("\n", " ").split()

@@ -143,3 +143,26 @@ def test_centre_prior_shape_and_peak():
     assert prior.shape == (2, 31, 41)
     assert divmod(int(prior[0].argmax()), 41) == (15, 20)
     assert prior[0, 15, 20].item() == 1.0
+
+
+@pytest.mark.parametrize("levels", [None, 5])  # continuous scores, and heavy ties
+def test_batched_auroc_and_ap_equal_torchmetrics_per_row(levels):
+    from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+
+    from anomaly_vit.explain.scores import batched_auroc, batched_average_precision
+
+    g = torch.Generator().manual_seed(3)
+    scores = torch.rand(6, 400, generator=g)
+    if levels:
+        scores = (scores * levels).floor() / levels
+    labels = torch.rand(6, 400, generator=g) < (0.2 + 0.6 * scores)
+    labels[4] = False  # one class only: undefined
+    auroc, ap = batched_auroc(scores, labels), batched_average_precision(scores, labels)
+    for row in range(6):
+        if row == 4:
+            assert math.isnan(auroc[row]) and math.isnan(ap[row])
+            continue
+        expected_auroc = binary_auroc(scores[row], labels[row].long())
+        expected_ap = binary_average_precision(scores[row], labels[row].long())
+        assert auroc[row].item() == pytest.approx(expected_auroc.item(), abs=1e-5)
+        assert ap[row].item() == pytest.approx(expected_ap.item(), abs=1e-5)

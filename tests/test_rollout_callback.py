@@ -93,9 +93,26 @@ def _events(root) -> EventAccumulator:
 def five_epochs(tmp_path_factory):
     """max_epochs=5, every_n_epochs=2: dumps at global epochs 2, 4 and 5 (the last)."""
     root = tmp_path_factory.mktemp("rollouts")
-    dumper = RolloutDumper(every_n_epochs=2, probes_per_class=2, kinds=KINDS, tolerance_px=4)
+    dumper = RolloutDumper(
+        every_n_epochs=2, probes_per_class=2, kinds=KINDS, tolerance_px=4, score_split="val"
+    )
     _fit(root, 5, dumper)
     return root
+
+
+def test_dumps_score_the_whole_validation_split(five_epochs):
+    rows = {int(row["epoch"]): row for row in read_metrics_csv(five_epochs / "metrics.csv")}
+    for epoch, row in rows.items():
+        dumped = epoch in (2, 4, 5)
+        assert math.isfinite(row["attn_val/n_scored"]) == dumped, epoch
+        if dumped:  # the 4 scratches of the validation split, every map and both baselines
+            assert row["attn_val/n_scored"] == 4
+            for kind in (*KINDS, "baseline_random", "baseline_centre"):
+                for score in ("pointing", "energy", "pixel_auroc"):
+                    assert 0.0 <= row[f"attn_val/{kind}/{score}"] <= 1.0, (kind, score)
+            assert 0 < row["attn/score_seconds"] <= row["attn/dump_seconds"]
+    timing = json.loads((five_epochs / "rollouts" / "timing.json").read_text())
+    assert timing["score_split"] == "val" and sorted(timing["score_seconds"]) == ["2", "4", "5"]
 
 
 def test_dumps_at_n_2n_and_last_epoch_only(five_epochs):
@@ -195,6 +212,8 @@ def test_schedule_and_spread():
         ({"tolerance_px": -1}, "callbacks.rollouts.tolerance_px"),
         ({"head_fusion": "median"}, "callbacks.rollouts.head_fusion"),
         ({"evolution_kind": "contrast", "kinds": ["rollout"]}, "callbacks.rollouts.evolution_kind"),
+        ({"score_split": "holdout"}, "callbacks.rollouts: split 'holdout'"),
+        ({"score_split": "val", "score_batch_size": 0}, "callbacks.rollouts.batch_size"),
     ],
 )
 def test_bad_settings_name_their_key(kwargs, key):

@@ -17,6 +17,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
 from anomaly_vit.viz.confusion import confusion_rgb
+from tests.helpers import explain_tags
 
 EPOCH_SCALARS = (
     "train/loss",
@@ -97,7 +98,8 @@ def test_hparams_hold_the_real_test_metrics(smoke_events, smoke_summary):
     ).experiment
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     test = {k: v for k, v in smoke_summary["test"].items() if isinstance(v, float)}
-    assert {m.name.tag for m in experiment.metric_infos} == set(test)
+    explain = explain_tags(smoke_summary["explain"])  # the maps' scores (test_explain_evaluate)
+    assert {m.name.tag for m in experiment.metric_infos} == set(test) | set(explain)
     for tag, value in test.items():
         (point,) = smoke_events.Scalars(tag)
         assert point.value == pytest.approx(value, rel=1e-6), tag

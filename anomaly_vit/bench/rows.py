@@ -25,6 +25,7 @@ class Rows:
             ("throughput", self._throughput_row),
             ("throughput", self._data_row),
             ("throughput", self._rollout_row),
+            ("throughput", self._split_score_row),
             ("throughput", self._flops_row),
             ("convergence", self._convergence_row),
             ("memory", self._memory_row),
@@ -203,6 +204,34 @@ class Rows:
                 f"{info['probes']} probes, maps {', '.join(info['kinds'])}"
             ),
             details=info | {"epoch_seconds": epoch_seconds, "share_with_render": with_render},
+        )
+
+    def _split_score_row(self) -> Row:
+        title = "maps scored on the whole validation split at each dump, share of training"
+        failed = self._failed("3b", "split_score_share", title, "throughput")
+        if failed:
+            return failed
+        info = self.results["throughput"].rollouts
+        if not info or not info.get("score_seconds"):
+            note = "no rollout dumps: the config has no RolloutDumper (callbacks.rollouts is null)"
+            return Row("3b", "split_score_share", title, None, "share", status="skipped", note=note)
+        seconds = median(info["score_seconds"])
+        period = info["every_n_epochs"] * self._rollout_row().details["epoch_seconds"]
+        state = f"on (score_split={info['score_split']})" if info["score_split"] else "off"
+        return Row(
+            "3b",
+            "split_score_share",
+            title,
+            safe_ratio(seconds, period),
+            "share",
+            target=("<=", float(self.settings["targets"]["split_score_share"])),
+            note=(
+                f"{seconds:.2f} s to score every defective {info['scored_split']} image with a "
+                f"mask (median of {len(info['score_seconds'])}) / ({period:.1f} s of training "
+                f"between dumps); callbacks.rollouts.score_split is {state}: turn it on when "
+                "this row passes"
+            ),
+            details={"score_seconds": info["score_seconds"], "period_seconds": period},
         )
 
     def _flops_row(self) -> Row:

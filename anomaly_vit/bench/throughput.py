@@ -212,6 +212,7 @@ def time_rollout_dumps(
     """The rollout callback's dumps of this fit (training waited `dump_seconds`; the grid was drawn
     in `render_seconds`, in the background or not), plus `extra` dumps timed now."""
     from anomaly_vit.callbacks.rollouts import RolloutDumper
+    from anomaly_vit.explain.evaluate import SplitScorer
 
     dumpers = [cb for cb in trainer.callbacks if isinstance(cb, RolloutDumper)]
     if not dumpers or dumpers[0].probes is None:
@@ -230,6 +231,16 @@ def time_rollout_dumps(
         dumper.wait_for_drawings()
         dumps.append(float(scalars["attn/dump_seconds"]))
         renders.append(float(dumper.render_seconds.get(int(pl_module.global_epoch), math.nan)))
+    score_seconds = list(dumper.score_seconds.values())  # the fit's and the extra dumps'
+    scorer = dumper.scorer or SplitScorer(
+        "val", dumper.kinds, tolerance_px=dumper.tolerance_px, seed=dumper.seed
+    )
+    if not score_seconds:  # score_split is off: time one scoring of the validation split now
+        pl_module.eval()
+        try:
+            score_seconds = [scorer(pl_module, trainer.datamodule)["seconds"]]
+        finally:
+            pl_module.train(was_training)
     # timing.json (written after this) keeps the fit's own dumps
     dumper.dump_seconds, dumper.render_seconds = fit_dumps, fit_renders
     return {
@@ -240,6 +251,9 @@ def time_rollout_dumps(
         "render_seconds": renders,
         "probes": len(dumper.probes),
         "kinds": list(dumper.kinds),
+        "score_split": dumper.scorer.split if dumper.scorer else None,
+        "scored_split": scorer.split,
+        "score_seconds": score_seconds,
     }
 
 

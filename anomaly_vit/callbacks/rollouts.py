@@ -15,6 +15,10 @@ files' names and writers from `anomaly_vit.rundir`.
   (maps, `baseline_random`, `baseline_centre`) through the `EpochMetricsWriter` into
   metrics.csv and the loggers, on the same row as the epoch's other metrics; the grid goes to
   TensorBoard as the image `attn/probes`.
+- Whole split (`score_split`, e.g. "val"; null: off): the same scores on EVERY defective real
+  image with a mask of that split (`explain.evaluate.SplitScorer`), logged as
+  `attn_<split>/<map>/<score>` with `attn_<split>/n_scored`, `attn_<split>/n_misclassified` and
+  its cost `attn/score_seconds` (part of `attn/dump_seconds`).
 - Cost: the maps, scores and npz are computed while training waits (`attn/dump_seconds`); the
   grid is drawn by one background thread (`render_in_background`; matplotlib takes ~1-2 s for
   8 probes x 4 panels on a CPU), which training only waits for at its end.
@@ -42,6 +46,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
 from anomaly_vit.errors import enum_value
+from anomaly_vit.explain.evaluate import SplitScorer, tensorboard_metrics
 from anomaly_vit.explain.predict import (
     COUNT_KEYS,
     Explanation,
@@ -94,6 +99,8 @@ class RolloutDumper(L.Callback):
         panel_in: float = 2.0,
         dpi: int = 100,
         render_in_background: bool = True,
+        score_split: str | None = None,
+        score_batch_size: int = 32,
         dirname: str = ROLLOUTS_DIR,
         seed: int = 0,
     ) -> None:
@@ -130,6 +137,20 @@ class RolloutDumper(L.Callback):
         self.seed = int(seed)
         self.probes: Probes | None = None
         self.render_in_background = bool(render_in_background)
+        self.scorer = None  # scores the whole `score_split` at each dump (kinds: self.kinds)
+        if score_split:
+            self.scorer = SplitScorer(
+                score_split,
+                None,
+                score_batch_size,
+                self.tolerance_px,
+                self.patch_positive_share,
+                self.head_fusion,
+                self.discard_ratio,
+                seed=self.seed,
+                key=KEY,
+            )
+        self.score_seconds: dict[int, float] = {}  # scoring the whole split, part of the dump
         self.dump_seconds: dict[int, float] = {}  # what training waited for, per global epoch
         self.render_seconds: dict[int, float] = {}  # drawing the grid (in the background or not)
         self._executor: ThreadPoolExecutor | None = None
@@ -195,6 +216,8 @@ class RolloutDumper(L.Callback):
                 "dump_seconds": {str(k): v for k, v in self.dump_seconds.items()},
                 "render_seconds": {str(k): v for k, v in self.render_seconds.items()},
                 "render_in_background": self.render_in_background,
+                "score_split": self.scorer.split if self.scorer else None,
+                "score_seconds": {str(k): v for k, v in self.score_seconds.items()},
                 "dump_seconds_total": total,
                 "train_seconds": train_seconds,
                 "dump_share": total / train_seconds if train_seconds > 0 else None,
@@ -227,6 +250,8 @@ class RolloutDumper(L.Callback):
             discard_ratio=self.discard_ratio,
         )
         scalars = self._scores(pl_module, explanation.maps)
+        if self.scorer is not None:
+            scalars |= self._split_scores(trainer, pl_module, epoch)
         folder = self.folder(trainer)
         arrays = dump_arrays(epoch, self.kinds, pl_module.classes, self.probes, explanation)
         write_dump(folder / rollout_file(epoch, "npz"), arrays)
@@ -297,6 +322,17 @@ class RolloutDumper(L.Callback):
         }
         scalars["attn/n_defect_probes"] = next(iter(scores.values()))["n_images"]
         return scalars
+
+    def _split_scores(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int
+    ) -> dict[str, float]:
+        self.scorer.kinds = list(self.kinds)
+        block = self.scorer(pl_module, trainer.datamodule)
+        if block is None:
+            return {}
+        self.score_seconds[epoch] = block["seconds"]
+        scalars = tensorboard_metrics(block, prefix=f"attn_{self.scorer.split}")
+        return scalars | {"attn/score_seconds": block["seconds"]}
 
     def _grid_figure(
         self, classes: list[str], explanation: Explanation, epoch: int, scalars: dict[str, float]

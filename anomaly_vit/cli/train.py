@@ -27,6 +27,7 @@ from anomaly_vit.checkpointing.resume import check_new_run_dir, check_resume
 from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
 from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.errors import UserError, task_wrapper
+from anomaly_vit.explain.evaluate import tensorboard_metrics
 from anomaly_vit.guards import check_classes, check_training_config, without_progress_bars
 from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
@@ -114,6 +115,7 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
     )
+    scorer = cfg.get("explain_scores")
     return {
         "cfg": cfg,
         "datamodule": datamodule,
@@ -121,6 +123,7 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
         "callbacks": callbacks,
         "loggers": loggers,
         "trainer": trainer,
+        "map_scorer": hydra.utils.instantiate(scorer, _convert_="all") if scorer else None,
     }
 
 
@@ -133,6 +136,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_fit(cfg, run)
     results = run_test(cfg, run)
     if run["trainer"].is_global_zero:
+        results |= run_map_scores(run, results)
         summarise(cfg, run, results)
     return results
 
@@ -178,6 +182,24 @@ def run_test(cfg: DictConfig, run: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+def run_map_scores(run: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """{"explain": block}: the tested checkpoint's maps scored on every defective real test image
+    with a mask (`explain_scores`; explain.evaluate); {} when not tested or not configured."""
+    scorer = run.get("map_scorer")
+    if scorer is None or "test" not in results:
+        return {}
+    block = scorer(run["model"], run["datamodule"])
+    if block is None:
+        return {}
+    log.info(
+        "maps scored on %d defective test image(s) with a mask (%d misclassified) in %.1f s",
+        block["n_scored"],
+        block["n_misclassified"],
+        block["seconds"],
+    )
+    return {"explain": block}
+
+
 def summarise(cfg: DictConfig, run: dict[str, Any], results: dict[str, Any]) -> None:
     """summary.json, the loggers' hparams with the test metrics, and the last lines printed."""
     model, output_dir = run["model"], Path(cfg.paths.output_dir)
@@ -193,6 +215,8 @@ def summarise(cfg: DictConfig, run: dict[str, Any], results: dict[str, Any]) -> 
     write_json(output_dir / SUMMARY_JSON, summary)
     test_metrics = results.get("test", {})
     finite = {k: v for k, v in test_metrics.items() if isinstance(v, float) and math.isfinite(v)}
+    if "explain" in results:
+        finite |= tensorboard_metrics(results["explain"])
     for logger in run["trainer"].loggers:
         logger.log_hyperparams(model.run_config.get("hparams", {}), finite)
     log.info("done: %s", output_dir)

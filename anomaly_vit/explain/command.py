@@ -8,8 +8,10 @@ writes into its run dir (outputs/runs/<time>_explain/):
 - `predictions.csv`: one row per image: path, true label, predicted class and its probability,
   defect score (1 - p(good)), `is_defect` at the checkpoint's stored threshold, and where a mask
   exists the scores `<kind>/<score>` (pointing, energy, pixel_auroc, ...); empty cells elsewhere;
-- `summary.json`: counts, accuracies where labels are known, and the mean scores of every map
-  kind and of the random / centre baselines over the images with a defect mask.
+- `summary.json`: counts, accuracies where labels are known, the mean scores of every map
+  kind and of the random / centre baselines over the images with a defect mask ("scores"), and
+  the same "explain" block as a training run's summary.json (`explain.evaluate`: n_scored,
+  n_misclassified, maps, baselines, pointing on the misclassified images).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from omegaconf import DictConfig
 
 from anomaly_vit.data.bad_images import OnBadImage
 from anomaly_vit.errors import enum_value, task_wrapper
+from anomaly_vit.explain.evaluate import BASELINES, misclassified, summarise_scores
 from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input
 from anomaly_vit.explain.predict import (
     Explanation,
@@ -40,6 +43,7 @@ from anomaly_vit.explain.rollout import HeadFusion
 from anomaly_vit.explain.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
+    SCORE_NAMES,
     centre_prior_maps,
     random_maps,
 )
@@ -48,15 +52,6 @@ from anomaly_vit.viz.overlays import probe_grid_figure, save_figure
 
 log = logging.getLogger(__name__)
 
-SCORE_NAMES = (
-    "pointing",
-    "energy",
-    "pixel_auroc",
-    "pixel_ap",
-    "patch_auroc",
-    "contrast",
-    "entropy",
-)
 BASE_COLUMNS = (
     "path",
     "overlay",
@@ -140,6 +135,21 @@ def _mean_scores(score_rows: list[dict[str, float]], kinds: list[str]) -> dict[s
     return summary
 
 
+def _explain_block(
+    score_rows: list[dict[str, float]], wrong: list[bool], kinds: list[str], tolerance_px: int
+) -> dict[str, Any]:
+    """The "explain" block of `explain.evaluate` from the per-image scores of masked images."""
+    values = {
+        kind: {
+            name: torch.tensor([row[f"{kind}/{name}"] for row in score_rows], dtype=torch.float32)
+            for name in SCORE_NAMES
+        }
+        for kind in [*kinds, *BASELINES]
+    }
+    block = summarise_scores(values, torch.tensor(wrong, dtype=torch.bool))
+    return block | {"kinds": kinds, "split": "input", "tolerance_px": tolerance_px}
+
+
 def _accuracies(rows: list[dict[str, Any]], classes: list[str], good_class: str) -> dict:
     known = [row for row in rows if row["true_label"] in classes]
     if not known:
@@ -178,6 +188,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     overlay_dir = output_dir / "overlays"
     rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, float]] = []
+    wrong: list[bool] = []  # per image: does the model get it wrong (explain.evaluate)
     skipped: list[dict[str, str]] = []
     log.info("explaining %d image(s) from %s with %s", len(items), cfg.input, cfg.ckpt_path)
     for start in range(0, len(items), int(cfg.batch_size)):
@@ -186,14 +197,18 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         )
         if not batch:
             continue
+        device = next(model.parameters()).device
         explanation = explain_images(
             model,
-            images.to(next(model.parameters()).device),
+            images.to(device),
             kinds,
             good_class=model.good_index,
             head_fusion=head_fusion,
             discard_ratio=float(cfg.discard_ratio),
         )
+        labels = [model.classes.index(i.label) if i.label in model.classes else -1 for i in batch]
+        labels_b = torch.tensor(labels)
+        wrong += misclassified(model, images.to(device), labels_b, explanation.probs).tolist()
         baselines = {
             RANDOM_BASELINE: random_maps(len(batch), size_hw, seed=int(cfg.seed) + start),
             CENTRE_BASELINE: centre_prior_maps(len(batch), size_hw),
@@ -247,6 +262,9 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     columns = [*BASE_COLUMNS, *(f"{kind}/{name}" for kind in kinds for name in SCORE_NAMES)]
     write_dict_rows(output_dir / PREDICTIONS_CSV, columns, rows)
     masked = [s for s, row in zip(score_rows, rows, strict=True) if row["has_mask"] and s]
+    masked_wrong = [
+        w for w, s, row in zip(wrong, score_rows, rows, strict=True) if row["has_mask"] and s
+    ]
     summary = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "global_epoch": info.get("global_epoch"),
@@ -260,6 +278,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         "n_scored": len(masked),
         **_accuracies(rows, model.classes, model.classes[model.good_index]),
         "scores": _mean_scores(masked, [*kinds, RANDOM_BASELINE, CENTRE_BASELINE]),
+        "explain": _explain_block(masked, masked_wrong, kinds, tolerance_px),
     }
     write_json(output_dir / SUMMARY_JSON, summary)
     print(f"\nExplanations of {len(rows)} image(s) written to {output_dir}")

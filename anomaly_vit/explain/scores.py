@@ -29,8 +29,16 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from timm.layers import to_2tuple
-from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
+SCORE_NAMES = (
+    "pointing",
+    "energy",
+    "pixel_auroc",
+    "pixel_ap",
+    "patch_auroc",
+    "contrast",
+    "entropy",
+)  # the keys of `image_scores`, in order
 RANDOM_BASELINE = "baseline_random"
 CENTRE_BASELINE = "baseline_centre"
 
@@ -74,13 +82,19 @@ def dilate_masks(masks_bhw: torch.Tensor, tolerance_px: int) -> torch.Tensor:
 
 
 def pointing_game(
-    maps_bhw: torch.Tensor, masks_bhw: torch.Tensor, tolerance_px: int = 15
+    maps_bhw: torch.Tensor,
+    masks_bhw: torch.Tensor,
+    tolerance_px: int = 15,
+    dilated_bhw: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Share of the map's maximal pixels inside the mask dilated by `tolerance_px` [B]."""
+    """Share of the map's maximal pixels inside the mask dilated by `tolerance_px` [B]
+    (`dilated_bhw`: that dilation, when the caller already has it)."""
     _check(maps_bhw, masks_bhw)
     maps_bhw = maps_bhw.float()
     is_max_bhw = maps_bhw == maps_bhw.amax(dim=(-2, -1), keepdim=True)
-    hits_bhw = is_max_bhw & dilate_masks(masks_bhw, tolerance_px)
+    if dilated_bhw is None:
+        dilated_bhw = dilate_masks(masks_bhw, tolerance_px)
+    hits_bhw = is_max_bhw & dilated_bhw
     return hits_bhw.sum(dim=(-2, -1)).float() / is_max_bhw.sum(dim=(-2, -1)).float()
 
 
@@ -93,27 +107,51 @@ def energy_in_mask(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Ten
     return (mass_bhw * masks_bhw.float()).sum(dim=(-2, -1)) / mass_bhw.sum(dim=(-2, -1))
 
 
-def _per_image_metric(metric, scores_bhw: torch.Tensor, labels_bhw: torch.Tensor) -> torch.Tensor:
-    values = []
-    for scores_hw, labels_hw in zip(scores_bhw, labels_bhw, strict=True):
-        num_pos = int(labels_hw.sum())
-        if num_pos == 0 or num_pos == labels_hw.numel():
-            values.append(float("nan"))
-        else:
-            values.append(float(metric(scores_hw.reshape(-1), labels_hw.reshape(-1).long())))
-    return torch.tensor(values, dtype=torch.float32)
+def _undefined_where_one_class(values_b: torch.Tensor, labels_bp: torch.Tensor) -> torch.Tensor:
+    num_pos_b = labels_bp.sum(dim=-1)
+    defined_b = (num_pos_b > 0) & (num_pos_b < labels_bp.shape[-1])
+    return torch.where(defined_b, values_b, math.nan).float()
+
+
+def batched_auroc(scores_bp: torch.Tensor, labels_bp: torch.Tensor) -> torch.Tensor:
+    """AUROC of each row [B] (Mann-Whitney U, ties count half; equals torchmetrics'
+    `binary_auroc` per row), vectorised over rows; NaN for a row with one class only."""
+    scores_bp, labels_bp = scores_bp.float(), labels_bp.bool()
+    sorted_bp = scores_bp.sort(dim=-1).values
+    below_bp = torch.searchsorted(sorted_bp, scores_bp, side="left")
+    up_to_bp = torch.searchsorted(sorted_bp, scores_bp, side="right")
+    ranks_bp = (below_bp + up_to_bp + 1).double() / 2  # 1-based ranks, ties averaged
+    num_pos_b = labels_bp.sum(dim=-1).double()
+    num_neg_b = labels_bp.shape[-1] - num_pos_b
+    rank_sum_b = (ranks_bp * labels_bp).sum(dim=-1)
+    auroc_b = (rank_sum_b - num_pos_b * (num_pos_b + 1) / 2) / (num_pos_b * num_neg_b)
+    return _undefined_where_one_class(auroc_b, labels_bp)
+
+
+def batched_average_precision(scores_bp: torch.Tensor, labels_bp: torch.Tensor) -> torch.Tensor:
+    """Average precision of each row [B] (mean over positives of the precision at their score;
+    equals torchmetrics' `binary_average_precision`), vectorised; NaN for a one-class row."""
+    scores_bp, labels_bp = scores_bp.float(), labels_bp.bool()
+    num_pixels = labels_bp.shape[-1]
+    sorted_bp = scores_bp.sort(dim=-1).values
+    at_least_bp = num_pixels - torch.searchsorted(sorted_bp, scores_bp, side="left")
+    positives_bp = torch.where(labels_bp, scores_bp, -math.inf).sort(dim=-1).values
+    pos_at_least_bp = num_pixels - torch.searchsorted(positives_bp, scores_bp, side="left")
+    precision_bp = pos_at_least_bp.double() / at_least_bp.double()
+    ap_b = (precision_bp * labels_bp).sum(dim=-1) / labels_bp.sum(dim=-1).clamp(min=1)
+    return _undefined_where_one_class(ap_b, labels_bp)
 
 
 def pixel_auroc(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Tensor:
     """AUROC of the map as a per-pixel score for the mask, per image [B]."""
     _check(maps_bhw, masks_bhw)
-    return _per_image_metric(binary_auroc, minmax_normalise(maps_bhw), masks_bhw.bool())
+    return batched_auroc(minmax_normalise(maps_bhw).flatten(1), masks_bhw.flatten(1))
 
 
 def pixel_average_precision(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor) -> torch.Tensor:
     """Average precision of the map as a per-pixel score for the mask, per image [B]."""
     _check(maps_bhw, masks_bhw)
-    return _per_image_metric(binary_average_precision, minmax_normalise(maps_bhw), masks_bhw.bool())
+    return batched_average_precision(minmax_normalise(maps_bhw).flatten(1), masks_bhw.flatten(1))
 
 
 def patch_auroc(
@@ -128,7 +166,7 @@ def patch_auroc(
     grid_map_bhw = F.avg_pool2d(minmax_normalise(maps_bhw)[:, None], kernel_hw)[:, 0]
     coverage_bhw = F.avg_pool2d(masks_bhw[:, None].float(), kernel_hw)[:, 0]
     positive_bhw = coverage_bhw >= patch_positive_share
-    return _per_image_metric(binary_auroc, minmax_normalise(grid_map_bhw), positive_bhw)
+    return batched_auroc(minmax_normalise(grid_map_bhw).flatten(1), positive_bhw.flatten(1))
 
 
 def map_contrast(maps_bhw: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -149,6 +187,30 @@ def normalised_entropy(maps_bhw: torch.Tensor) -> torch.Tensor:
     return entropy_b / math.log(num_pixels)
 
 
+def image_scores(
+    maps_bhw: torch.Tensor,
+    masks_bhw: torch.Tensor,
+    patch_size: int | tuple[int, int],
+    tolerance_px: int = 15,
+    patch_positive_share: float = 0.1,
+    eps: float = 1e-8,
+    dilated_bhw: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Every score of each image, {name: [B]} (images with an empty mask get NaN or 0);
+    `dilated_bhw`: `dilate_masks(masks_bhw, tolerance_px)` when scoring several maps."""
+    _check(maps_bhw, masks_bhw)
+    maps_bhw, masks_bhw = maps_bhw.float(), masks_bhw.bool()
+    return {
+        "pointing": pointing_game(maps_bhw, masks_bhw, tolerance_px, dilated_bhw),
+        "energy": energy_in_mask(maps_bhw, masks_bhw),
+        "pixel_auroc": pixel_auroc(maps_bhw, masks_bhw),
+        "pixel_ap": pixel_average_precision(maps_bhw, masks_bhw),
+        "patch_auroc": patch_auroc(maps_bhw, masks_bhw, patch_size, patch_positive_share),
+        "contrast": map_contrast(maps_bhw, eps),
+        "entropy": normalised_entropy(maps_bhw),
+    }
+
+
 def score_maps(
     maps_bhw: torch.Tensor,
     masks_bhw: torch.Tensor,
@@ -159,19 +221,16 @@ def score_maps(
 ) -> dict[str, float]:
     """Every score, averaged over images with a non-empty mask (NaN when there is none)."""
     _check(maps_bhw, masks_bhw)
-    maps_bhw = maps_bhw.detach().float().cpu()
     masks_bhw = masks_bhw.detach().bool().cpu()
     has_defect_b = masks_bhw.flatten(1).any(dim=1)
-    maps_bhw, masks_bhw = maps_bhw[has_defect_b], masks_bhw[has_defect_b]
-    per_image = {
-        "pointing": pointing_game(maps_bhw, masks_bhw, tolerance_px),
-        "energy": energy_in_mask(maps_bhw, masks_bhw),
-        "pixel_auroc": pixel_auroc(maps_bhw, masks_bhw),
-        "pixel_ap": pixel_average_precision(maps_bhw, masks_bhw),
-        "patch_auroc": patch_auroc(maps_bhw, masks_bhw, patch_size, patch_positive_share),
-        "contrast": map_contrast(maps_bhw, eps),
-        "entropy": normalised_entropy(maps_bhw),
-    }
+    per_image = image_scores(
+        maps_bhw.detach().cpu()[has_defect_b],
+        masks_bhw[has_defect_b],
+        patch_size,
+        tolerance_px,
+        patch_positive_share,
+        eps,
+    )
     scores = {name: float(values.nanmean()) for name, values in per_image.items()}
     scores["n_images"] = float(has_defect_b.sum())
     scores["n_images_skipped"] = float((~has_defect_b).sum())

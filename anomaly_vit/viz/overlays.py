@@ -6,14 +6,16 @@ TensorBoard and `save_figure` writes one atomically (`rundir.atomic_write`).
 
 Inputs may be numpy arrays or torch tensors. Images: [C, H, W] (C = 1 or 3), [H, W, C] or
 [H, W]; uint8 is read as 0..255, float images outside [0, 1] (e.g. normalised) are min-max
-scaled per image for display. Maps are min-max scaled per map for display, which makes a
-near-uniform map look as confident as a peaked one, so every overlay panel is labelled with the
-map's contrast (max / min; 1 = flat).
+scaled per image for display. Maps are never stretched per panel in a figure: every panel of a
+map kind shares one colour scale (from 0, or the kind's minimum if negative, to its maximum over
+the figure; in the column title), so a flat map looks flat, beside a peaked one too; each panel
+also shows its own contrast (max / min; 1 = flat) on it. Long figure titles are wrapped to the figure's width.
 """
 
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -33,6 +35,9 @@ RGB_CHANNELS = 3
 UINT8_MAX = 255
 MASK_LEVEL = 0.5  # contour level between the 0 and 1 of a mask
 CAPTION_SPACE = 0.15  # extra figure height per row for captions, as a share of a panel
+CHAR_WIDTH_EM = 0.62  # a generous mean glyph width of the default sans-serif font, in em
+POINTS_PER_INCH = 72
+ValueRange = tuple[float, float]
 
 
 def to_numpy(array: ArrayLike) -> np.ndarray:
@@ -67,11 +72,22 @@ def display_image(image: ArrayLike) -> np.ndarray:
     return img
 
 
-def display_map(map_hw: ArrayLike) -> np.ndarray:
-    """A map min-max scaled to [0, 1] for display (a constant map becomes zeros)."""
+def value_range(maps: ArrayLike | Sequence[ArrayLike]) -> ValueRange:
+    """The shared colour scale of one map kind: from 0 (or the minimum, if negative) to the
+    maximum over every value of `maps`, so a flat non-negative map shows one flat colour."""
+    values = [to_numpy(m).astype(np.float32) for m in maps]
+    low, high = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+    return min(low, 0.0), high
+
+
+def display_map(map_hw: ArrayLike, scale: ValueRange | None = None) -> np.ndarray:
+    """A map scaled to [0, 1] for display by `scale` (min, max), by default its own min and max
+    (a constant map becomes zeros); values outside the scale are clipped."""
     values = to_numpy(map_hw).astype(np.float32)
-    low, high = float(values.min()), float(values.max())
-    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+    low, high = scale if scale is not None else (float(values.min()), float(values.max()))
+    if high <= low:
+        return np.zeros_like(values)
+    return np.clip((values - low) / (high - low), 0.0, 1.0)
 
 
 def mask_edges(mask_hw: ArrayLike) -> np.ndarray:
@@ -89,10 +105,12 @@ def overlay_array(
     alpha: float = 0.5,
     cmap: str = "jet",
     contour_rgb: tuple[int, int, int] = (255, 255, 255),
+    scale: ValueRange | None = None,
 ) -> np.ndarray:
-    """The image blended with the coloured map, mask boundary drawn: HxWx3 uint8."""
+    """The image blended with the coloured map (`display_map` scale), mask boundary drawn:
+    HxWx3 uint8."""
     rgb_hw3 = display_image(image)
-    colour_hw3 = colormaps[cmap](display_map(map_hw))[..., :RGB_CHANNELS]
+    colour_hw3 = colormaps[cmap](display_map(map_hw, scale))[..., :RGB_CHANNELS]
     blend_hw3 = (1.0 - alpha) * rgb_hw3 + alpha * colour_hw3
     out = np.clip(np.rint(blend_hw3 * UINT8_MAX), 0, UINT8_MAX).astype(np.uint8)
     if mask_hw is not None:
@@ -109,11 +127,13 @@ def draw_overlay(
     cmap: str = "jet",
     contour_color: str = "white",
     contour_width: float = 1.0,
+    scale: ValueRange | None = None,
 ) -> None:
-    """Draw the image, the map on top (if any) and the mask contour (if any) on `ax`."""
+    """Draw the image, the map on top (if any; coloured on `scale`, by default its own min and
+    max) and the mask contour (if any) on `ax`."""
     ax.imshow(display_image(image), interpolation="nearest")
     if map_hw is not None:
-        ax.imshow(display_map(map_hw), cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)
+        ax.imshow(display_map(map_hw, scale), cmap=cmap, alpha=alpha, vmin=0.0, vmax=1.0)
     if mask_hw is not None:
         mask = to_numpy(mask_hw).astype(np.float32)
         if mask.max() > 0.0 and mask.min() < 1.0:  # a boundary exists
@@ -125,6 +145,32 @@ def draw_overlay(
 def _contrast_label(map_hw: ArrayLike) -> str:
     values = torch.as_tensor(to_numpy(map_hw), dtype=torch.float32)[None]
     return f"contrast {float(map_contrast(values)[0]):.3g}"
+
+
+def _label_contrast(ax: Axes, map_hw: ArrayLike) -> None:
+    """The map's contrast written on its panel (top left, on a light box)."""
+    ax.text(
+        0.03,
+        0.97,
+        _contrast_label(map_hw),
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize="x-small",
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1.0},
+    )
+
+
+def _scale_text(scale: ValueRange) -> str:
+    return f"scale {scale[0]:.3g} to {scale[1]:.3g}"
+
+
+def set_title(fig: Figure, title: str, fontsize: float = 12.0) -> None:
+    """`fig.suptitle`, each line wrapped to fit the figure's width."""
+    width_pt = fig.get_figwidth() * POINTS_PER_INCH
+    chars = max(10, int(width_pt / (fontsize * CHAR_WIDTH_EM)))
+    lines = [textwrap.fill(line, chars) for line in title.splitlines()]
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
 def _class_name(label: int | str, class_names: Sequence[str] | None) -> str:
@@ -186,10 +232,12 @@ def probe_grid_figure(
     """Rows = probes; columns = the image, then one overlay per map kind ([P, H, W] each).
 
     Each row's image is captioned with its true class and predicted class with probability
-    (`probs`: [P] probability of the prediction, or [P, K] class probabilities).
+    (`probs`: [P] probability of the prediction, or [P, K] class probabilities). Each kind's
+    panels share one colour scale (in the column title); each shows its contrast.
     """
     num_probes = len(images)
     kinds = list(maps_by_kind)
+    scales = {kind: value_range(maps_by_kind[kind]) for kind in kinds}
     fig, axes = _new_figure(num_probes, 1 + len(kinds), panel_in)
     for row in range(num_probes):
         mask = masks[row] if masks is not None else None
@@ -199,13 +247,13 @@ def probe_grid_figure(
         )
         for col, kind in enumerate(kinds, start=1):
             map_hw = maps_by_kind[kind][row]
-            draw_overlay(axes[row, col], images[row], map_hw, mask, alpha=alpha, cmap=cmap)
-            axes[row, col].set_xlabel(_contrast_label(map_hw), fontsize="small")
+            draw_overlay(axes[row, col], images[row], map_hw, mask, alpha, cmap, scale=scales[kind])
+            _label_contrast(axes[row, col], map_hw)
             if row == 0:
-                axes[row, col].set_title(kind)
-    axes[0, 0].set_title("image")
+                axes[row, col].set_title(f"{kind}\n{_scale_text(scales[kind])}", fontsize="small")
+    axes[0, 0].set_title("image", fontsize="small")
     if title:
-        fig.suptitle(title)
+        set_title(fig, title)
     return fig
 
 
@@ -218,20 +266,22 @@ def evolution_figure(
     cmap: str = "jet",
     panel_in: float = 2.0,
 ) -> Figure:
-    """Rows = probes; columns = epochs (ascending), one map kind: maps_by_epoch[e] is [P, H, W]."""
+    """Rows = probes; columns = epochs (ascending), one map kind: maps_by_epoch[e] is [P, H, W].
+    Every panel shares one colour scale (in the title) and shows its contrast."""
     epochs = sorted(maps_by_epoch)
     if not epochs:
         raise ValueError("evolution_figure needs maps from at least one epoch")
     num_probes = len(images)
+    scale = value_range([maps_by_epoch[epoch] for epoch in epochs])
     fig, axes = _new_figure(num_probes, len(epochs), panel_in)
     for col, epoch in enumerate(epochs):
         for row in range(num_probes):
             mask = masks[row] if masks is not None else None
             map_hw = maps_by_epoch[epoch][row]
-            draw_overlay(axes[row, col], images[row], map_hw, mask, alpha=alpha, cmap=cmap)
-            axes[row, col].set_xlabel(_contrast_label(map_hw), fontsize="small")
-        axes[0, col].set_title(f"epoch {epoch}")
-    fig.suptitle(f"{kind} over training")
+            draw_overlay(axes[row, col], images[row], map_hw, mask, alpha, cmap, scale=scale)
+            _label_contrast(axes[row, col], map_hw)
+        axes[0, col].set_title(f"epoch {epoch}", fontsize="small")
+    set_title(fig, f"{kind} over training ({_scale_text(scale)})")
     return fig
 
 

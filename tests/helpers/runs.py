@@ -51,3 +51,15 @@ def tensorboard_points(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     accumulator = EventAccumulator(str(run_dir / "tensorboard"))
     accumulator.Reload()
     return [(e.step, e.value) for e in accumulator.Scalars(tag)]
+
+
+def explain_tags(block: dict) -> dict[str, float]:
+    """The TensorBoard hparams metrics a summary.json "explain" block should give (nulls left out)."""
+    named = {**block["maps"], **{f"baseline_{k}": v for k, v in block["baselines"].items()}}
+    tags = {f"explain/{k}": float(block[k]) for k in ("n_scored", "n_misclassified")}
+    return tags | {
+        f"explain/{kind}/{name}": value
+        for kind, scores in named.items()
+        for name, value in scores.items()
+        if value is not None
+    }
