@@ -219,3 +219,24 @@ def test_cli_writes_overlays_and_predictions(tmp_path, smoke_run, class_tree):
     )
     assert failed.returncode == 1
     assert "does not exist" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_inputs_are_fitted_like_the_checkpoints_training(tmp_path):
+    from anomaly_vit.data.resize import ResizeMode
+    from anomaly_vit.explain.inputs import InputImage, load_input, training_resize
+
+    image = np.full((40, 16, 3), 200, np.uint8)  # a tall photo, like KolektorSDD's
+    mask = np.zeros((40, 16), np.uint8)
+    mask[:, 12:] = 255  # the right quarter
+    Image.fromarray(image).save(tmp_path / "x.png")
+    Image.fromarray(mask).save(tmp_path / "x_mask.png")
+    item = InputImage(tmp_path / "x.png", "x", mask_path=tmp_path / "x_mask.png")
+    assert training_resize({"config": {"data": {"resize": "letterbox"}}}) is ResizeMode.LETTERBOX
+    assert training_resize({}) is ResizeMode.SQUASH  # checkpoints from before data.resize
+    boxed, boxed_mask = load_input(item, (32, 32), ResizeMode.LETTERBOX)
+    assert boxed[:, :8].max() == 0 and boxed[:, 24:].max() == 0  # padded, aspect kept
+    assert boxed[:, 10:20].min() == 200  # 40x16 -> 32x13 in the middle
+    mask_columns = np.flatnonzero(boxed_mask.any(axis=0))
+    assert mask_columns.min() >= 18 and mask_columns.max() <= 22  # the photo's right quarter
+    squashed, squashed_mask = load_input(item, (32, 32), ResizeMode.SQUASH)
+    assert squashed.min() == 200 and squashed_mask[:, 25:].all()

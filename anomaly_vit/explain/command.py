@@ -6,7 +6,8 @@ writes into its run dir (outputs/runs/<time>_explain/):
 - `overlays/<name>.png`: the image with its true class (when known), prediction and probability,
   then one overlay per map kind, with the mask contour when a mask exists;
 - `predictions.csv`: one row per image: path, true label, predicted class and its probability,
-  defect score (1 - p(good)), `is_defect` at the checkpoint's stored threshold, and where a mask
+  defect score (as the model decides: 1 - p(good), or with the token head per
+  `model.mask_loss.decision`), `is_defect` at the checkpoint's stored threshold, and where a mask
   exists the scores `<kind>/<score>` (pointing, energy, pixel_auroc, ...); empty cells elsewhere;
 - `summary.json`: counts, accuracies where labels are known, the mean scores of every map
   kind and of the random / centre baselines over the images with a defect mask ("scores"), and
@@ -25,9 +26,15 @@ import torch
 from omegaconf import DictConfig
 
 from anomaly_vit.data.bad_images import OnBadImage
+from anomaly_vit.data.resize import ResizeMode
 from anomaly_vit.errors import enum_value, task_wrapper
-from anomaly_vit.explain.evaluate import BASELINES, misclassified, summarise_scores
-from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input
+from anomaly_vit.explain.evaluate import (
+    BASELINES,
+    defect_scores,
+    misclassified,
+    summarise_scores,
+)
+from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input, training_resize
 from anomaly_vit.explain.predict import (
     Explanation,
     check_kinds,
@@ -75,13 +82,17 @@ def _device(name: str) -> torch.device:
 
 
 def _load_batch(
-    items: list[InputImage], size_hw: tuple[int, int], on_bad_image: str, skipped: list[dict]
+    items: list[InputImage],
+    size_hw: tuple[int, int],
+    resize: ResizeMode,
+    on_bad_image: str,
+    skipped: list[dict],
 ) -> tuple[list[InputImage], torch.Tensor, torch.Tensor, list[bool]]:
     """Decode a batch: (kept items, uint8 images [B, 3, H, W], masks [B, H, W], has-mask flags)."""
     kept, images, masks, has_mask = [], [], [], []
     for item in items:
         try:
-            image, mask = load_input(item, size_hw)
+            image, mask = load_input(item, size_hw, resize)
         except ValueError as error:  # BadImageError: names the file and a fix
             if on_bad_image == OnBadImage.ERROR:
                 raise
@@ -181,6 +192,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         kinds.append("tokens")  # a mask-guided model's own map is always shown and scored
     items = find_inputs(cfg.input, cfg.get("masks"), model.classes)
     size_hw = image_size_hw(model)
+    resize = training_resize(info)
     patch_hw = patch_size_hw(model)
     tolerance_px = resolve_tolerance_px(model, cfg.get("tolerance_px"))
     threshold = float(model.defect_threshold)
@@ -193,7 +205,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     log.info("explaining %d image(s) from %s with %s", len(items), cfg.input, cfg.ckpt_path)
     for start in range(0, len(items), int(cfg.batch_size)):
         batch, images, masks, has_mask = _load_batch(
-            items[start : start + int(cfg.batch_size)], size_hw, on_bad_image, skipped
+            items[start : start + int(cfg.batch_size)], size_hw, resize, on_bad_image, skipped
         )
         if not batch:
             continue
@@ -208,7 +220,10 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         )
         labels = [model.classes.index(i.label) if i.label in model.classes else -1 for i in batch]
         labels_b = torch.tensor(labels)
-        wrong += misclassified(model, images.to(device), labels_b, explanation.probs).tolist()
+        defect_scores_b, probs_bk = defect_scores(model, images.to(device), explanation.probs)
+        wrong += misclassified(
+            model, images.to(device), labels_b, probs_bk, defect_scores_b
+        ).tolist()
         baselines = {
             RANDOM_BASELINE: random_maps(len(batch), size_hw, seed=int(cfg.seed) + start),
             CENTRE_BASELINE: centre_prior_maps(len(batch), size_hw),
@@ -221,9 +236,8 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
             float(cfg.patch_positive_share),
         )
         score_rows += batch_scores
-        defect_scores = 1.0 - explanation.probs[:, model.good_index]
         for index, item in enumerate(batch):
-            defect_score = float(defect_scores[index])
+            defect_score = float(defect_scores_b[index])
             overlay = overlay_dir / f"{item.name}.png"
             if cfg.overlays:
                 figure = _overlay_figure(
@@ -272,6 +286,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         "classes": model.classes,
         "defect_threshold": threshold,
         "tolerance_px": tolerance_px,
+        "resize": resize.value,
         "n_images": len(rows),
         "n_skipped": len(skipped),
         "skipped": skipped,

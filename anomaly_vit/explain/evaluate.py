@@ -54,24 +54,33 @@ def usable_kinds(model: nn.Module, kinds: Sequence[str] | None) -> list[str]:
     return [kind for kind in kinds if has_tokens or MAP_KINDS[kind].method != "tokens"]
 
 
+def defect_scores(
+    model: nn.Module, images_bchw: torch.Tensor, probs_bk: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(defect score [B] as the model's decision reads it, class probabilities [B, K]).
+    `probs_bk`: the class probabilities of these images, when known (saves a forward pass for a
+    model without a token head)."""
+    if probs_bk is not None and getattr(model, "token_head", None) is None:
+        probs_bk = probs_bk.float()
+        return 1.0 - probs_bk[:, model.good_index], probs_bk  # `defect_score` of the head alone
+    with torch.no_grad():
+        logits_bk, tokens_bn = model.forward_with_tokens(images_bchw)
+        scores_b = model.defect_score(logits_bk, tokens_bn)
+    return scores_b, logits_bk.float().softmax(dim=-1)
+
+
 def misclassified(
     model: nn.Module,
     images_bchw: torch.Tensor,
     labels_b: torch.Tensor,
     probs_bk: torch.Tensor | None = None,
+    scores_b: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Which defective images the model gets wrong [B] (bool): defect score (as the model's
     decision reads it) below its stored threshold, or a wrong defect class (label -1: unknown).
-    `probs_bk`: the class probabilities of these images, when known (saves a forward pass for a
-    model without a token head)."""
-    if probs_bk is not None and getattr(model, "token_head", None) is None:
-        probs_bk = probs_bk.float()
-        scores_b = 1.0 - probs_bk[:, model.good_index]  # `defect_score` of the head alone
-    else:
-        with torch.no_grad():
-            logits_bk, tokens_bn = model.forward_with_tokens(images_bchw)
-            scores_b = model.defect_score(logits_bk, tokens_bn)
-        probs_bk = logits_bk.float().softmax(dim=-1)
+    `probs_bk`, `scores_b`: the images' class probabilities and defect scores, when known."""
+    if scores_b is None or probs_bk is None:
+        scores_b, probs_bk = defect_scores(model, images_bchw, probs_bk)
     preds_b = probs_bk.argmax(dim=-1)
     labels_b = labels_b.to(preds_b.device)
     wrong_class_b = (labels_b >= 0) & (preds_b != labels_b) & (preds_b != model.good_index)

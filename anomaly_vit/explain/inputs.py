@@ -10,7 +10,8 @@
 - A manifest CSV has the columns ``path,label,item_id[,view,mask]`` (as `ManifestSource` reads
   it); relative paths resolve against the CSV's folder.
 
-Images are resized to the model's input size the way the datamodule does (bilinear; masks nearest).
+Images are brought to the model's input size the way its training did (`data.resize` of the
+checkpoint's stored config: letterbox, squash or crop; bilinear, masks nearest).
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from anomaly_vit.data.image_io import (
     is_image_file,
     load_mask,
     load_rgb,
-    resize_image,
-    resize_mask,
 )
+from anomaly_vit.data.resize import ResizeMode, fit_image, fit_mask
 from anomaly_vit.data.sources import ManifestSource
 
 log = logging.getLogger(__name__)
@@ -57,15 +57,25 @@ class _InputManifest(ManifestSource):
         return "input"
 
 
-def load_input(item: InputImage, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode and resize one input: (uint8 HxWx3 image, bool HxW mask or None).
+def training_resize(info: dict) -> ResizeMode:
+    """How the checkpoint's training brought photos to the input size (`data.resize`; squash
+    for checkpoints whose config has no such key)."""
+    data = (info.get("config") or {}).get("data") or {}
+    return ResizeMode(data.get("resize") or ResizeMode.SQUASH)
+
+
+def load_input(
+    item: InputImage, size_hw: tuple[int, int], resize: ResizeMode = ResizeMode.SQUASH
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode one input and fit it to `size_hw` like training: (uint8 HxWx3 image, bool HxW mask
+    or None).
 
     Raises `BadImageError` (a ValueError naming the file) for missing or unreadable files.
     """
     image = load_rgb(item.path)
     mask = None if item.mask_path is None else load_mask(item.mask_path, image.shape[:2])
-    image = resize_image(image, size_hw)
-    return image, None if mask is None else resize_mask(mask, size_hw)
+    fitted = fit_image(image, size_hw, resize)
+    return fitted, None if mask is None else fit_mask(mask, size_hw, resize)
 
 
 def find_inputs(
