@@ -113,3 +113,21 @@ def test_epoch_length_and_bad_values() -> None:
 def test_bad_keys_name_themselves(data_root, tmp_path, overrides, message) -> None:
     with pytest.raises(Exception, match=message):
         _datamodule(data_root, tmp_path, *overrides, setup=False)
+
+
+def test_synthetic_pretrain_preset_shows_no_real_defect(data_root, tmp_path):
+    datamodule = _datamodule(
+        data_root, tmp_path, "experiment=synthetic_pretrain", "data.sources.composite.weight=0",
+        "data.real_fraction=0.5", setup=False,
+    )  # fmt: skip
+    train = datamodule.index.records_of_splits(datamodule.mix_weights, None)["train"]
+    by_source = Counter(r.source for r in train)
+    assert by_source["real"] == 0 and by_source["composite"] == 0
+    assert {r.label for r in train if r.source == "good"} == {"good"}
+    assert {r.label for r in train if r.source != "good"} == {"defect"}
+    assert all(datamodule.sources[r.source].synthetic for r in train if r.source != "good")
+    assert {r.item_id for r in train} <= _items(datamodule, "train")  # kept items only
+    assert datamodule.classes == ["good", "defect"]
+    assert {
+        r.source for r in datamodule.index.records_of_splits(datamodule.mix_weights, None)["val"]
+    } == {"real"}
