@@ -29,7 +29,7 @@ TEXTURES = ("other", "self")
 @dataclass(frozen=True)
 class PerlinSettings:
     area_range: tuple[float, float] = span((0.02, 0.15), high=1.0)  # mask share of the image
-    scale_range: tuple[int, int] = span((0, 4), high=10, whole=True)  # log2 cells per side
+    scale_range: tuple[int, int] = span((1, 3), high=10, whole=True)  # log2 cells per side
     opacity: tuple[float, float] = span((0.2, 1.0), high=1.0)  # texture weight in the mask
     texture: str = "other"  # other | self
     feather_px: float = number(0.0)
