@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,12 @@ from PIL import Image
 
 from anomaly_vit.data.records import SourceContext
 from anomaly_vit.data.sources import SingleFolderSource, SourceError
-from anomaly_vit.data.synthetic import CutPasteSource, PerlinSource, TransplantSource
+from anomaly_vit.data.synthetic import (
+    CutPasteSource,
+    PaintedDefectSource,
+    PerlinSource,
+    TransplantSource,
+)
 from anomaly_vit.data.synthetic.perlin import perlin_noise
 
 HEIGHT, WIDTH = 48, 64
@@ -161,3 +167,14 @@ def test_transplant_without_masked_train_defects_is_a_clear_error(tmp_path) -> N
     context.split_of_item = {**SPLIT, "d1": "val"}
     with pytest.raises(SourceError, match=r"defective train images with masks.*'real'"):
         _source("transplant").scan(context)
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "painted"])
+def test_a_record_relabelled_by_the_binary_task_still_loads(tmp_path, kind) -> None:
+    source = (
+        PaintedDefectSource(base="real", name="painted") if kind == "painted" else _source(kind)
+    )
+    record = source.scan(_context(tmp_path))[0]
+    image, mask = source.load(dataclasses.replace(record, label="defect"))  # what apply_task does
+    np.testing.assert_array_equal(image, source.load(record)[0])
+    assert mask.any()

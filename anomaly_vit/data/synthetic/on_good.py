@@ -71,7 +71,7 @@ class DefectOnGoodSource(DerivedSource):
         self.good_label = str(good_label)
         self.settings = from_config(self.Settings, settings, self.key)
         self._seed = 0
-        self._records: set[Record] = set()
+        self._paths: set[str] = set()  # records by description (a binary task relabels them)
 
     def train_records(self, context: SourceContext, good: bool) -> list[Record]:
         """Records of `base` in the train split: the good ones, or the defective ones."""
@@ -112,7 +112,7 @@ class DefectOnGoodSource(DerivedSource):
                 )
                 label = self.one_label or self.default_label(record)
                 records.append(dataclasses.replace(record, label=label))
-        self._records = set(records)
+        self._paths = {r.path for r in records}
         return records
 
     def extra_parents(self, context: SourceContext, parents: list[Record]):
@@ -136,7 +136,7 @@ class DefectOnGoodSource(DerivedSource):
 
     def load(self, record: Record) -> Loaded:
         """Render the record's defect onto its first parent; returns (image, mask)."""
-        if record not in self._records:
+        if record.path not in self._paths:
             raise RuntimeError(
                 f"source '{self.name}': record not from this source's scan(): {record}"
             )
