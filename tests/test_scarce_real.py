@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from collections import Counter
 
 import pytest
@@ -131,3 +133,27 @@ def test_synthetic_pretrain_preset_shows_no_real_defect(data_root, tmp_path):
     assert {
         r.source for r in datamodule.index.records_of_splits(datamodule.mix_weights, None)["val"]
     } == {"real"}
+
+
+@pytest.mark.slow
+def test_synthetic_pretrain_then_real_finetune_carries_epochs_and_lineage(data_root, tmp_path):
+    from anomaly_vit.train import train
+
+    common = ["debug=smoke", f"paths.root_dir={data_root}", "trainer.max_epochs=1",
+              "callbacks.rollouts=null", "test=false", "data.real_fraction=0.5"]  # fmt: skip
+    pretrain = tmp_path / "pretrain"
+    train(compose_config("train", [*common, "experiment=synthetic_pretrain",
+                                   "data.sources.composite.weight=0"], pretrain))  # fmt: skip
+    parent = json.loads((pretrain / "summary.json").read_text())
+    assert parent["config"]["data"]["sources"]["real"]["weight"] == 0.0
+    best = pretrain / "checkpoints" / "best.ckpt"
+    finetune = tmp_path / "finetune"
+    train(compose_config("train", [*common, "data.task=binary", f"finetune_from={best}"], finetune))
+    summary = json.loads((finetune / "summary.json").read_text())
+    assert summary["global_epoch"] == 2
+    (lineage,) = summary["lineage"]
+    assert lineage["ckpt_path"] == str(best.resolve()) and lineage["global_epoch"] == 1
+    with (finetune / "split.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["source"] == "real"]
+    with (pretrain / "split.csv").open() as handle:
+        assert rows == [r for r in csv.DictReader(handle) if r["source"] == "real"]  # same items
