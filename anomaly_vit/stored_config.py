@@ -27,6 +27,14 @@ DATA_TARGETS = (
     "anomaly_vit.data.synthetic.PaintedDefectSource",
     "anomaly_vit.data.synthetic.composites.CompositeSource",
     "anomaly_vit.data.synthetic.painted.PaintedDefectSource",
+    "anomaly_vit.data.synthetic.CutPasteSource",
+    "anomaly_vit.data.synthetic.cutpaste.CutPasteSource",
+    "anomaly_vit.data.synthetic.PerlinSource",
+    "anomaly_vit.data.synthetic.perlin.PerlinSource",
+    "anomaly_vit.data.synthetic.TransplantSource",
+    "anomaly_vit.data.synthetic.transplant.TransplantSource",
+    "anomaly_vit.data.synthetic.GoodImagesSource",
+    "anomaly_vit.data.synthetic.good_images.GoodImagesSource",
 )
 # data keys that only shape training batches: evaluation never builds them
 TRAINING_ONLY_DATA_KEYS = ("train_transforms", "batch_augment", "demo")

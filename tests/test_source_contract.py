@@ -10,7 +10,14 @@ import pytest
 
 from anomaly_vit.data.records import SourceContext
 from anomaly_vit.data.sources import ManifestSource, PairedFolderSource, SingleFolderSource
-from anomaly_vit.data.synthetic import CompositeSource, PaintedDefectSource
+from anomaly_vit.data.synthetic import (
+    CompositeSource,
+    CutPasteSource,
+    GoodImagesSource,
+    PaintedDefectSource,
+    PerlinSource,
+    TransplantSource,
+)
 from tests.helpers import image_file, mask_file
 from tests.helpers.source_contract import SourceCase, SourceContract
 
@@ -100,3 +107,43 @@ class TestPaintedDefectSource(SourceContract):
         return SourceCase(make, context, {"scratch", "stain"}, {"painted"}, SIDE, masked=True,
                           bad_inputs=[({"kinds": ["dent"]}, "data.sources.painted.kinds"),
                                       ({"variants_per_image": 0}, "data.sources.painted.variants_per_image")])  # fmt: skip
+
+
+class TestTransplantSource(SourceContract):
+    @pytest.fixture
+    def case(self, tmp_path):
+        context = _paired_context(tmp_path / "cams")
+        make = partial(TransplantSource, base="real", name="transplant")
+        return SourceCase(make, context, {"scratch"}, {"transplant"}, SIDE, masked=True,
+                          bad_inputs=[({"placement": "mirror"}, "data.sources.transplant.placement"),
+                                      ({"feather_px": -1}, "data.sources.transplant.feather_px")])  # fmt: skip
+
+
+class TestCutPasteSource(SourceContract):
+    @pytest.fixture
+    def case(self, tmp_path):
+        context = _paired_context(tmp_path / "cams")
+        make = partial(CutPasteSource, base="real", area_range=[0.1, 0.3], label="defect",
+                       name="cutpaste")  # fmt: skip
+        return SourceCase(make, context, {"defect"}, {"cutpaste"}, SIDE, masked=True,
+                          bad_inputs=[({"aspect_range": [2, 1]}, "data.sources.cutpaste.aspect_range"),
+                                      ({"angle": 3}, "data.sources.cutpaste.angle")])  # fmt: skip
+
+
+class TestPerlinSource(SourceContract):
+    @pytest.fixture
+    def case(self, tmp_path):
+        context = _paired_context(tmp_path / "cams")
+        make = partial(PerlinSource, base="real", area_range=[0.1, 0.3], name="perlin")
+        return SourceCase(make, context, {"perlin"}, {"perlin"}, SIDE, masked=True,
+                          bad_inputs=[({"texture": "dtd"}, "data.sources.perlin.texture"),
+                                      ({"opacity": [0.5, 2]}, "data.sources.perlin.opacity")])  # fmt: skip
+
+
+class TestGoodImagesSource(SourceContract):
+    @pytest.fixture
+    def case(self, tmp_path):
+        context = _paired_context(tmp_path / "cams")
+        make = partial(GoodImagesSource, base="real", name="good")
+        return SourceCase(make, context, {"good"}, {"left", "right"}, SIDE, masked=False,
+                          bad_inputs=[({"good_label": "ok"}, "data.sources.good.good_label")])  # fmt: skip

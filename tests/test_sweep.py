@@ -175,3 +175,53 @@ def test_submitit_local_launcher_runs_a_job(tmp_path):
     assert list((sweep_dir / ".submitit").glob("*/*_log.out"))  # it ran through submitit
     with (sweep_dir / "sweep_summary.csv").open() as handle:
         assert [r["status"] for r in csv.DictReader(handle)] == ["ok"]
+
+
+def test_two_key_sweep_gets_a_grid_and_a_heatmap(tmp_path):
+    """2 real fractions x 2 recipes x 2 seeds; recipe 'painted' at 0.25 failed on seed 2."""
+    accs = {("0.25", "real", "1"): 0.60, ("0.25", "real", "2"): 0.64,
+            ("0.25", "painted", "1"): 0.70, ("0.25", "painted", "2"): None,
+            ("1", "real", "1"): 0.90, ("1", "real", "2"): 0.92,
+            ("1", "painted", "1"): 0.88, ("1", "painted", "2"): 0.84}  # fmt: skip
+    for n, ((fraction, recipe, seed), acc) in enumerate(accs.items()):
+        overrides = [f"data.real_fraction={fraction}", f"experiment={recipe}", f"seed={seed}"]
+        _fake_job(tmp_path, n, overrides, acc)
+    paths = write_report(tmp_path)
+    table = paths["md"].read_text()
+    assert "| 0.25 | painted | 1 (1 failed) | 0.700 |" in table  # one row per pair of values
+    assert "rows `data.real_fraction`, columns `experiment`" in table
+    assert "| `data.real_fraction` \\ `experiment` | painted | real |" in table
+    assert "| 0.25 | 0.700 | 0.620 ± 0.028 |" in table
+    assert "| 1 | 0.860 ± 0.028 | 0.910 ± 0.014 |" in table
+    assert "| 1 | 0.900 ± 0.000 | 0.900 ± 0.000 |" in table  # the test/auroc grid
+    with paths["csv"].open() as handle:
+        assert list(csv.DictReader(handle).fieldnames)[2:5] == [
+            "data.real_fraction", "experiment", "seed"
+        ]  # fmt: skip
+    assert paths["heatmap"].name == "sweep_heatmap.png"
+    assert paths["heatmap"].stat().st_size > 10_000 and paths["png"].stat().st_size > 10_000
+
+
+def test_one_key_sweep_has_no_grid(fake_sweep):
+    paths = write_report(fake_sweep)
+    assert "heatmap" not in paths and not (fake_sweep / "sweep_heatmap.png").exists()
+    assert "rows `" not in paths["md"].read_text()
+
+
+@pytest.mark.slow
+def test_two_key_multirun_writes_a_two_key_summary_grid_and_heatmap(tmp_path):
+    sweep_dir = tmp_path / "multi"
+    run_cli("anomaly_vit.train", "-m", *SMOKE, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
+            "data.real_fraction=0.5,1", "data.mix_mode=replace,add")  # fmt: skip
+    with (sweep_dir / "sweep_summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((r["data.real_fraction"], r["data.mix_mode"], r["status"]) for r in rows) == [
+        ("0.5", "add", "ok"), ("0.5", "replace", "ok"), ("1", "add", "ok"), ("1", "replace", "ok")
+    ]  # fmt: skip
+    for row in rows:
+        data = json.loads((Path(row["run_dir"]) / "summary.json").read_text())["config"]["data"]
+        assert float(data["real_fraction"]) == float(row["data.real_fraction"])
+        assert data["mix_mode"] == row["data.mix_mode"]
+    table = (sweep_dir / "sweep_summary.md").read_text()
+    assert "rows `data.real_fraction`, columns `data.mix_mode`" in table
+    assert (sweep_dir / "sweep_heatmap.png").stat().st_size > 10_000

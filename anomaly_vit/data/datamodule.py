@@ -40,6 +40,7 @@ from anomaly_vit.data.report import (
 )
 from anomaly_vit.data.resize import auto_size_hw, resize_mode, size_hw
 from anomaly_vit.data.sampler import MixSampler
+from anomaly_vit.data.scarce import check_mix_mode, check_real_fraction, epoch_length
 from anomaly_vit.data.split import SPLITS, check_ratios
 from anomaly_vit.errors import enum_value
 from anomaly_vit.rundir import SPLIT_CSV
@@ -60,6 +61,8 @@ class MixedDataModule(L.LightningDataModule):
         split: Mapping[str, float] | None = None,
         synthetic_fraction: float | None = None,
         samples_per_epoch: int | None = None,
+        real_fraction: float | None = 1.0,
+        mix_mode: str = "replace",
         eval_sources: Sequence[str] | None = None,
         classes: Sequence[str] | None = None,
         good_class: str = "good",
@@ -108,8 +111,7 @@ class MixedDataModule(L.LightningDataModule):
         self.imbalance_ratio = float(imbalance_ratio)
         self.allow_synthetic_only_classes = bool(allow_synthetic_only_classes)
         self.train_masks = bool(train_masks)
-        # where the data lives (data=manifest|folder|paired): the sources read these keys
-        # through interpolation; kept so the report and summary can say what was trained on
+        # where the data lives (data=manifest|folder|paired), for the report and summary
         self.location = {
             k: v
             for k, v in {"manifest": manifest, "root": root, "masks_root": masks_root}.items()
@@ -120,6 +122,9 @@ class MixedDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.split_ratios = check_ratios(split or {"train": 0.6, "val": 0.2, "test": 0.2})
         self.synthetic_fraction = synthetic_fraction
+        # real training items kept, synthetic replacing or added to real (see data.scarce)
+        self.real_fraction = check_real_fraction(real_fraction)
+        self.mix_mode = check_mix_mode(mix_mode, synthetic_fraction)
         self.requested_samples_per_epoch = samples_per_epoch
         self.eval_sources = list(eval_sources) if eval_sources else None
         self.requested_classes = list(classes) if classes else None
@@ -151,8 +156,7 @@ class MixedDataModule(L.LightningDataModule):
         self._demo_ready = True
 
     def prepare(self) -> DataIndex:
-        """Demo data if configured, then scan all sources, split by item and fix the class list.
-        Idempotent, no decoding."""
+        """Demo data if configured, scan all sources, split by item, fix the classes (once)."""
         if self.index is None:
             self.prepare_data()
             self.index = DataIndex(
@@ -167,6 +171,7 @@ class MixedDataModule(L.LightningDataModule):
                 synthetic_fraction=self.synthetic_fraction,
                 allow_synthetic_only_classes=self.allow_synthetic_only_classes,
                 recorded_split=self.recorded_split,
+                real_fraction=self.real_fraction,
             )
             if self.auto_size:
                 self.input_hw = auto_size_hw(
@@ -268,8 +273,7 @@ class MixedDataModule(L.LightningDataModule):
                     seen.add(record.path)
 
     def probe_pool(self, split: str, synthetic: bool) -> ProbePool | None:
-        """The cached images of `split` from real (or synthetic) sources, for probe picking;
-        None before `setup()`."""
+        """The cached real (or synthetic) images of `split`, for probes; None before `setup()`."""
         dataset = self.datasets.get(split)
         if dataset is None:
             return None
@@ -301,10 +305,10 @@ class MixedDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------------------ loaders
     @property
     def samples_per_epoch(self) -> int:
-        if self.requested_samples_per_epoch:
-            return int(self.requested_samples_per_epoch)
+        """`data.samples_per_epoch` (default: the real training images), longer in add mode."""
         real = [r for r in self.records_of_split["train"] if not self.sources[r.source].synthetic]
-        return len(real) or len(self.records_of_split["train"])
+        base = self.requested_samples_per_epoch or len(real) or len(self.records_of_split["train"])
+        return epoch_length(int(base), self.synthetic_fraction, self.mix_mode)
 
     @property
     def real_train_counts(self) -> dict[str, int]:

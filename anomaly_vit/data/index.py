@@ -20,14 +20,14 @@ from anomaly_vit.data.labels import (
     labels_differing_by_case,
 )
 from anomaly_vit.data.records import Record, Source, SourceContext
+from anomaly_vit.data.scarce import UNUSED, keep_real_share
 from anomaly_vit.data.split import SPLITS, follow_recorded_split, split_items
 from anomaly_vit.rundir import write_csv
 
 log = logging.getLogger(__name__)
 
-UNUSED = (
-    "unused"  # split of an item no split uses (e.g. a synthetic-only item of a weight-0 source)
-)
+# UNUSED: the split of an item no split uses (a training item left out by data.real_fraction,
+# a synthetic-only item of a weight-0 source)
 SPLIT_COLUMNS = ("item_id", "split", "source", "view", "label", "path", "mask_path")
 MAX_ITEMS_LOGGED = 10  # item ids named in a split-change warning
 
@@ -71,9 +71,11 @@ class DataIndex:
         synthetic_fraction: float | None = None,
         allow_synthetic_only_classes: bool = False,
         recorded_split: Mapping[str, str] | None = None,
+        real_fraction: float = 1.0,
     ) -> None:
         """`recorded_split` (item_id -> split, a run's split.csv; eval and resume) is followed
-        instead of re-deriving the split from the data as it is now."""
+        instead of re-deriving the split from the data as it is now (it already holds the
+        `real_fraction` choice: unused items stay unused)."""
         self.sources = dict(sources)
         self.records: dict[str, list[Record]] = {}
         self.split_of_item: dict[str, str] = {}
@@ -103,6 +105,7 @@ class DataIndex:
                 elif record.item_id not in label_of_item or record.label != good_class:
                     label_of_item[record.item_id] = record.label
         derived_split = split_items(label_of_item, split_ratios, seed)
+        derived_split = keep_real_share(derived_split, label_of_item, real_fraction, seed)
         self.split_changes: dict[str, list[str]] = {}  # items that appeared / disappeared since
         if recorded_split is not None:
             derived_split = self._follow_recorded_split(derived_split, recorded_split)

@@ -61,12 +61,13 @@ def split_items(
 
 
 def read_split_csv(path: str | Path, sources: Collection[str]) -> dict[str, str]:
-    """item_id -> split of a run's split.csv, for the rows of `sources` (the real ones)."""
+    """item_id -> split of a run's split.csv, for the rows of `sources` (the real ones); items
+    the run left "unused" (data.real_fraction) stay unused."""
     with Path(path).open(newline="") as handle:
         return {
             row["item_id"]: row["split"]
             for row in csv.DictReader(handle)
-            if row["source"] in sources and row["split"] in SPLITS
+            if row["source"] in sources and row["split"] in (*SPLITS, "unused")
         }
 
 

@@ -5,7 +5,10 @@
 Each job folder holds `.hydra/overrides.yaml` (what the job was given) and, when it finished,
 `summary.json` (its metrics). The swept keys are the override keys whose values differ between
 jobs; seeds are averaged over: the table and the plot show mean ± standard deviation of the
-metric per value of the other swept keys. A job without summary.json is listed as failed.
+metric per value of the other swept keys. With two such keys (e.g. `data.real_fraction` and a
+recipe) the plot draws one line per value of the second, the Markdown adds a grid (rows: the
+first key, columns: the second) and `sweep_heatmap.png` draws that grid. A job without
+summary.json is listed as failed.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from typing import Any
 import yaml
 
 from anomaly_vit import rundir
+from anomaly_vit.sweep.heatmap import Cell, plot_heatmap
 from anomaly_vit.viz.sweep import SweepSeries, plot_sweep
 
 CSV_NAME, MD_NAME, PLOT_NAME = rundir.SWEEP_CSV, rundir.SWEEP_MD, rundir.SWEEP_PNG
+HEATMAP_NAME = "sweep_heatmap.png"
 DEFAULT_METRIC = "test/balanced_acc"
 TABLE_METRICS = ("test/balanced_acc", "test/auroc", "test/f1", "test/acc")
+GRID_METRIC = "test/auroc"  # a two-key sweep's Markdown has a grid of the metric and of this
 
 
 @dataclass
@@ -148,6 +154,37 @@ def _cell(mean: float, std: float, n: int) -> str:
     return "–" if n == 0 else f"{mean:.3f}" if n == 1 else f"{mean:.3f} ± {std:.3f}"
 
 
+def grid(
+    jobs: Sequence[Job], keys: Sequence[str], seed_keys: Sequence[str], metric: str
+) -> tuple[list[str], list[str], list[list[Cell]]] | None:
+    """(row values, column values, cells) of `metric` when exactly two non-seed keys were swept
+    (rows: the first key, columns: the second), else None."""
+    group_keys = [k for k in keys if k not in seed_keys]
+    if len(group_keys) != 2:
+        return None
+    rows, columns = ([g.values[0] for g in group_jobs(jobs, [k])] for k in group_keys)
+    stats = {g.values: g.stats(metric) for g in group_jobs(jobs, group_keys)}
+    empty = (math.nan, math.nan, 0)
+    return rows, columns, [[stats.get((r, c), empty) for c in columns] for r in rows]
+
+
+def grid_markdown(
+    jobs: Sequence[Job], keys: Sequence[str], seed_keys: Sequence[str], metric: str
+) -> list[str]:
+    """The two-key grid of `metric` as Markdown lines (none for other sweeps)."""
+    table = grid(jobs, keys, seed_keys, metric)
+    if table is None:
+        return []
+    rows, columns, cells = table
+    row_key, column_key = (k for k in keys if k not in seed_keys)
+    lines = ["", f"`{metric}`, rows `{row_key}`, columns `{column_key}`:", "",
+             "| " + " | ".join([f"`{row_key}` \\ `{column_key}`", *map(str, columns)]) + " |",
+             "|" + "---|" * (len(columns) + 1)]  # fmt: skip
+    for value, row in zip(rows, cells, strict=True):
+        lines.append("| " + " | ".join([str(value), *(_cell(*c) for c in row)]) + " |")
+    return lines
+
+
 def markdown(
     jobs: Sequence[Job], keys: Sequence[str], seed_keys: Sequence[str], metric: str, title: str
 ) -> str:
@@ -194,6 +231,9 @@ def markdown(
             or "all jobs"
         )
         lines += ["", f"Best `{metric}`: {where}: {_cell(mean, std, n)} (n={n})."]
+    for name in dict.fromkeys((metric, GRID_METRIC)):
+        if any(name in job.metrics for job in jobs):
+            lines += grid_markdown(jobs, keys, seed_keys, name)
     return "\n".join(lines) + "\n"
 
 
@@ -238,7 +278,8 @@ def plot(
 def write_report(
     sweep_dir: str | Path, metric: str = DEFAULT_METRIC, seed_keys: Sequence[str] = ("seed",)
 ) -> dict[str, Path]:
-    """Write sweep_summary.csv, sweep_summary.md and sweep.png into `sweep_dir`; return paths."""
+    """Write sweep_summary.csv, sweep_summary.md and sweep.png (and for a two-key sweep
+    sweep_heatmap.png) into `sweep_dir`; return their paths."""
     sweep_dir = Path(sweep_dir)
     jobs = read_jobs(sweep_dir)
     keys = swept_keys(jobs)
@@ -247,6 +288,13 @@ def write_report(
         "md": sweep_dir / MD_NAME,
         "png": plot(jobs, keys, seed_keys, metric, sweep_dir / PLOT_NAME),
     }
+    table = grid(jobs, keys, seed_keys, metric)
+    if table is not None:
+        row_key, column_key = (k for k in keys if k not in seed_keys)
+        paths["heatmap"] = plot_heatmap(
+            *table, sweep_dir / HEATMAP_NAME, row_key, column_key,
+            f"{metric}: mean ± std over {', '.join(k for k in keys if k in seed_keys) or 'jobs'}",
+        )  # fmt: skip
     rundir.write_text(paths["md"], markdown(jobs, keys, seed_keys, metric, str(sweep_dir)))
     return paths
 

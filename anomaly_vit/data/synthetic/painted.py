@@ -130,7 +130,7 @@ class PaintedDefectSource(DerivedSource):
         given = {"scratch": scratch, "stain": stain, "crack": crack}
         self.shapes = {k: from_config(KINDS[k], given[k], self._key_in(k)) for k in KINDS}
         self._seed = 0
-        self._kind_of: dict[Record, str] = {}
+        self._kind_of: dict[str, str] = {}  # by description: a binary task relabels records
 
     def _key_in(self, group: str):
         return lambda param: self.key(f"{group}.{param}")
@@ -171,19 +171,19 @@ class PaintedDefectSource(DerivedSource):
                         parents=(parent,),
                         variant=variant,
                     )
-                    self._kind_of[record] = kind
+                    self._kind_of[description] = kind
                     records.append(record)
         return records
 
     def load(self, record: Record) -> tuple[np.ndarray, np.ndarray | None]:
         """Paint the record's defect onto its parent image; returns (image, defect mask)."""
-        if record not in self._kind_of:
+        if record.path not in self._kind_of:
             raise RuntimeError(
                 f"source '{self.name}': record not from this source's scan(): {record}"
             )
         (parent,) = record.parents
         ((image, parent_mask),) = self.load_parents((parent,))
-        kind = self._kind_of[record]
+        kind = self._kind_of[record.path]
         seed = stable_seed(self._seed, record.item_id, parent.view, record.variant, kind)
         painted, mask = self.render(image, kind, np.random.default_rng(seed))
         return painted, union_mask([parent_mask, mask])
