@@ -22,7 +22,7 @@ from anomaly_vit.build import build_datamodule, config_essentials, instantiate_l
 from anomaly_vit.checkpointing.atomic_io import AtomicCheckpointIO
 from anomaly_vit.checkpointing.resume import check_new_run_dir, check_resume
 from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
-from anomaly_vit.cli.train import _prepare_lock, log_config_text, model_net
+from anomaly_vit.cli.train import _prepare_lock, model_net, run_fit
 from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.errors import task_wrapper
 from anomaly_vit.guards import check_training_config, without_progress_bars
@@ -102,14 +102,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     run = build_pretrain(cfg)
     model, trainer = run["model"], run["trainer"]
-    log_config_text(trainer.loggers, cfg, model.run_config.get("overrides", []), model.epoch_offset)
-    log.info("run dir: %s", cfg.paths.output_dir)
-    trainer.fit(
-        model,
-        datamodule=run["datamodule"],
-        ckpt_path=cfg.get("ckpt_path"),
-        weights_only=not cfg.get("trust_pickle", False),
-    )
+    run_fit(cfg, run)  # train's: config text to TensorBoard, then fit (or resume)
     results = {"fit": {"val/loss": model.epoch_metrics.get("val/loss", math.nan)}}
     if trainer.is_global_zero:
         output_dir = Path(cfg.paths.output_dir)
