@@ -236,3 +236,21 @@ def test_study_counts_classification_epochs_after_the_pretraining(tmp_path, caps
     assert study_row(tmp_path / "scratch", threshold=0.99)["epochs_to_0.99"] is None
     main([str(tmp_path / "scratch"), str(tmp_path / "finetuned")])
     assert "| finetuned | 20 | 3 | 2 |" in capsys.readouterr().out
+
+
+def test_the_printed_finetune_command_repeats_the_data_model_and_seed_overrides():
+    from anomaly_vit.cli.pretrain import finetune_command
+
+    overrides = [
+        "data=manifest",
+        "data.manifest=m.csv",
+        "seed=3",
+        "trainer.max_epochs=10",
+        "ssl=simmim",
+        "+model.net.depth=4",
+        "run_name=ssl",
+    ]
+    assert finetune_command("/runs/p", overrides) == (
+        "python -m anomaly_vit.train data=manifest data.manifest=m.csv seed=3 +model.net.depth=4"
+        " finetune_from=/runs/p/checkpoints/last.ckpt"
+    )

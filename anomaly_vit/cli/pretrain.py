@@ -32,6 +32,22 @@ from anomaly_vit.ssl.module import SelfSupervisedViT
 
 log = logging.getLogger(__name__)
 
+# overrides the fine-tune must repeat: the encoder (model), the items and split (data, seed)
+_SHARED_ROOTS = ("data", "model", "seed")
+
+
+def finetune_command(output_dir: str | Path, overrides: list[str]) -> str:
+    """The train command that fine-tunes from this pretraining, with its data/model/seed overrides."""
+    shared = [o for o in overrides if o.lstrip("+~").split(".")[0].split("=")[0] in _SHARED_ROOTS]
+    last = f"finetune_from={output_dir}/checkpoints/last.ckpt"
+    return " ".join(["python -m anomaly_vit.train", *shared, last])
+
+
+def _task_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
 
 def pretrain_data_config(cfg: DictConfig) -> DictConfig:
     """`cfg.data` with the pretraining's own mix (`pretrain.synthetic_fraction`)."""
@@ -121,9 +137,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
             },
         )
         print(f"\nPretraining written to {output_dir}")
-        print(
-            f"fine-tune: python -m anomaly_vit.train finetune_from={output_dir}/checkpoints/last.ckpt"
-        )
+        print(f"fine-tune: {finetune_command(output_dir, _task_overrides())}")
     return results
 
 
