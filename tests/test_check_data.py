@@ -59,6 +59,10 @@ def test_duplicates_across_splits_odd_sizes_and_missing_classes(tmp_path) -> Non
                 data / view / "good" / f"good_0{i}.png", data / view / "dent" / f"dent_{i}.png"
             )
     Image.new("RGB", (48, 40), (1, 2, 3)).save(data / "right/stain/stain_00.png")
+    # a crop a pixel narrower (as real photos cropped to the part vary) is not an odd size
+    Image.open(data / "left/good/good_02.png").crop((0, 0, 31, 32)).save(
+        data / "left/good/good_02.png"
+    )
     datamodule = _datamodule(tmp_path, data)
     report = datamodule.report
     assert report["missing_classes"] == {"val": ["dent"], "test": ["dent"]}
