@@ -236,6 +236,9 @@ def test_study_counts_classification_epochs_after_the_pretraining(tmp_path, caps
     assert study_row(tmp_path / "scratch", threshold=0.99)["epochs_to_0.99"] is None
     main([str(tmp_path / "scratch"), str(tmp_path / "finetuned")])
     assert "| finetuned | 20 | 3 | 2 |" in capsys.readouterr().out
+    (tmp_path / "train.log").write_text("not a run dir")
+    with pytest.raises(SystemExit, match=r"train\.log has no metrics\.csv"):
+        main([str(tmp_path / "scratch"), str(tmp_path / "train.log")])
 
 
 def test_the_printed_finetune_command_repeats_the_data_model_and_seed_overrides():

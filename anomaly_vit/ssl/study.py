@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", help="run dirs of anomaly_vit.train")
     parser.add_argument("--threshold", type=float, default=0.9)
     args = parser.parse_args(argv)
-    rows = [study_row(run, args.threshold) for run in args.runs]
+    try:
+        rows = [study_row(run, args.threshold) for run in args.runs]
+    except (OSError, ValueError) as error:  # not a training run dir: say which, no traceback
+        raise SystemExit(f"error: {error}") from None
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in rows:
