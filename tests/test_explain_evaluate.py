@@ -13,14 +13,14 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from anomaly_vit.explain.evaluate import (
+from anomaly_vit.maps.kinds import MAP_KINDS
+from anomaly_vit.maps.scorer import (
     SplitScorer,
     misclassified,
     summarise_scores,
     tensorboard_metrics,
     usable_kinds,
 )
-from anomaly_vit.explain.predict import MAP_KINDS
 from anomaly_vit.model.module import ViTClassifier
 from tests.helpers import TINY_NET, explain_tags
 

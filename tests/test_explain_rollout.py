@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anomaly_vit.explain.maps import attention_maps
-from anomaly_vit.explain.rollout import attention_rollout
-from anomaly_vit.explain.scores import map_contrast, normalised_entropy
+from anomaly_vit.maps.forward import attention_maps
+from anomaly_vit.maps.rollout import attention_rollout
+from anomaly_vit.maps.scores import map_contrast, normalised_entropy
 from tests.helpers import tiny_vit
 
 # Two layers, 3 tokens (token 0 = class token), 2 heads; every head row sums to 1.

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from anomaly_vit.explain.scores import (
+from anomaly_vit.maps.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
     centre_prior_maps,
@@ -149,7 +149,7 @@ def test_centre_prior_shape_and_peak():
 def test_batched_auroc_and_ap_equal_torchmetrics_per_row(levels):
     from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
-    from anomaly_vit.explain.scores import batched_auroc, batched_average_precision
+    from anomaly_vit.maps.scores import batched_auroc, batched_average_precision
 
     g = torch.Generator().manual_seed(3)
     scores = torch.rand(6, 400, generator=g)

@@ -15,11 +15,11 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader
 
+from anomaly_vit.callbacks.maps import RolloutDumper, is_due
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.callbacks.rollouts import RolloutDumper, is_due
 from anomaly_vit.data.cache import CachedImages, probe_pool
-from anomaly_vit.explain.probes import select_probes
-from anomaly_vit.explain.scores import score_maps
+from anomaly_vit.maps.probes import select_probes
+from anomaly_vit.maps.scores import score_maps
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.rundir import read_metrics_csv
 from anomaly_vit.viz.evolution import spread

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from anomaly_vit.data.resize import ResizeMode, placement
-from anomaly_vit.explain.readout import map_to_original, upsample_maps
+from anomaly_vit.maps.readout import map_to_original, upsample_maps
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.model.token_geometry import (
     TokenGeometry,

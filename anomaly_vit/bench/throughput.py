@@ -211,8 +211,8 @@ def time_rollout_dumps(
 ) -> dict[str, Any]:
     """The rollout callback's dumps of this fit (training waited `dump_seconds`; the grid was drawn
     in `render_seconds`, in the background or not), plus `extra` dumps timed now."""
-    from anomaly_vit.callbacks.rollouts import RolloutDumper
-    from anomaly_vit.explain.evaluate import SplitScorer
+    from anomaly_vit.callbacks.maps import RolloutDumper
+    from anomaly_vit.maps.scorer import SplitScorer
 
     dumpers = [cb for cb in trainer.callbacks if isinstance(cb, RolloutDumper)]
     if not dumpers or dumpers[0].probes is None:

@@ -27,8 +27,8 @@ from anomaly_vit.checkpointing.resume import check_new_run_dir, check_resume
 from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
 from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.errors import UserError, task_wrapper
-from anomaly_vit.explain.evaluate import tensorboard_metrics
 from anomaly_vit.guards import check_classes, check_training_config, without_progress_bars
+from anomaly_vit.maps.scorer import tensorboard_metrics
 from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 

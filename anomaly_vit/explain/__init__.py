@@ -4,12 +4,12 @@
 (imported separately, it pulls in matplotlib).
 """
 
-from anomaly_vit.explain.capture import capture_attention, forward_with_attention
-from anomaly_vit.explain.maps import attention_maps
-from anomaly_vit.explain.readout import map_to_original, read_out_maps, token_layout
-from anomaly_vit.explain.relevance import gradient_relevance, target_scores
-from anomaly_vit.explain.rollout import attention_rollout
-from anomaly_vit.explain.scores import score_maps, score_with_baselines
+from anomaly_vit.maps.capture import capture_attention, forward_with_attention
+from anomaly_vit.maps.forward import attention_maps
+from anomaly_vit.maps.readout import map_to_original, read_out_maps, token_layout
+from anomaly_vit.maps.relevance import gradient_relevance, target_scores
+from anomaly_vit.maps.rollout import attention_rollout
+from anomaly_vit.maps.scores import score_maps, score_with_baselines
 
 __all__ = [
     "attention_maps",

@@ -28,14 +28,8 @@ from omegaconf import DictConfig
 from anomaly_vit.data.bad_images import OnBadImage
 from anomaly_vit.data.resize import ResizeMode
 from anomaly_vit.errors import enum_value, task_wrapper
-from anomaly_vit.explain.evaluate import (
-    BASELINES,
-    defect_scores,
-    misclassified,
-    summarise_scores,
-)
 from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input, training_resize
-from anomaly_vit.explain.predict import (
+from anomaly_vit.maps.kinds import (
     Explanation,
     check_kinds,
     explain_images,
@@ -46,8 +40,14 @@ from anomaly_vit.explain.predict import (
     per_image_scores,
     resolve_tolerance_px,
 )
-from anomaly_vit.explain.rollout import HeadFusion
-from anomaly_vit.explain.scores import (
+from anomaly_vit.maps.rollout import HeadFusion
+from anomaly_vit.maps.scorer import (
+    BASELINES,
+    defect_scores,
+    misclassified,
+    summarise_scores,
+)
+from anomaly_vit.maps.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
     SCORE_NAMES,

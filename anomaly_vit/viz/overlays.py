@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from anomaly_vit.explain.scores import map_contrast
+from anomaly_vit.maps.scores import map_contrast
 from anomaly_vit.rundir import atomic_write
 
 ArrayLike = np.ndarray | torch.Tensor

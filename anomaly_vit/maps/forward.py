@@ -14,26 +14,26 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from anomaly_vit.explain.capture import (
+from anomaly_vit.maps.capture import (
     capture_attention,
     find_vision_transformer,
     gradients_enabled,
     model_input,
 )
-from anomaly_vit.explain.readout import (
+from anomaly_vit.maps.readout import (
     TokenLayout,
     head_row_weights,
     read_out_tokens,
     token_layout,
     upsample_maps,
 )
-from anomaly_vit.explain.relevance import (
+from anomaly_vit.maps.relevance import (
     TargetSpec,
     gradient_relevance,
     target_classes,
     target_scores,
 )
-from anomaly_vit.explain.rollout import HeadFusion, attention_rollout
+from anomaly_vit.maps.rollout import HeadFusion, attention_rollout
 
 MAP_METHODS = ("rollout", "relevance", "evidence")  # what `MapKind.method` may name
 

@@ -22,11 +22,11 @@ from timm.layers import to_2tuple
 from torch import nn
 
 from anomaly_vit.checkpointing.load import load_checkpoint
-from anomaly_vit.explain.capture import find_vision_transformer
-from anomaly_vit.explain.maps import attention_maps
-from anomaly_vit.explain.readout import token_layout, upsample_maps
-from anomaly_vit.explain.rollout import HeadFusion
-from anomaly_vit.explain.scores import score_maps
+from anomaly_vit.maps.capture import find_vision_transformer
+from anomaly_vit.maps.forward import attention_maps
+from anomaly_vit.maps.readout import token_layout, upsample_maps
+from anomaly_vit.maps.rollout import HeadFusion
+from anomaly_vit.maps.scores import score_maps
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
 from anomaly_vit.errors import enum_value
-from anomaly_vit.explain.evaluate import SplitScorer, tensorboard_metrics
-from anomaly_vit.explain.predict import (
+from anomaly_vit.maps.kinds import (
     COUNT_KEYS,
     Explanation,
     check_kinds,
@@ -55,9 +54,10 @@ from anomaly_vit.explain.predict import (
     patch_size_hw,
     resolve_tolerance_px,
 )
-from anomaly_vit.explain.probes import Probes, dump_arrays, select_probes
-from anomaly_vit.explain.rollout import HeadFusion
-from anomaly_vit.explain.scores import CENTRE_BASELINE, RANDOM_BASELINE, score_with_baselines
+from anomaly_vit.maps.probes import Probes, dump_arrays, select_probes
+from anomaly_vit.maps.rollout import HeadFusion
+from anomaly_vit.maps.scorer import SplitScorer, tensorboard_metrics
+from anomaly_vit.maps.scores import CENTRE_BASELINE, RANDOM_BASELINE, score_with_baselines
 from anomaly_vit.rundir import (
     EVOLUTION_PNG,
     ROLLOUT_PATTERN,

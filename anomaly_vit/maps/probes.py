@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anomaly_vit.explain.predict import Explanation
+from anomaly_vit.maps.kinds import Explanation
 
 
 @dataclass

@@ -25,15 +25,15 @@ from torch import nn
 
 from anomaly_vit.data.split import SPLITS
 from anomaly_vit.errors import enum_value
-from anomaly_vit.explain.predict import (
+from anomaly_vit.maps.kinds import (
     MAP_KINDS,
     check_kinds,
     explain_images,
     patch_size_hw,
     resolve_tolerance_px,
 )
-from anomaly_vit.explain.rollout import HeadFusion
-from anomaly_vit.explain.scores import (
+from anomaly_vit.maps.rollout import HeadFusion
+from anomaly_vit.maps.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
     SCORE_NAMES,

@@ -1,0 +1,1 @@
+"""Where the model looks: map kinds, the forward passes they read, their scores."""
