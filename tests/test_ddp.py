@@ -17,7 +17,7 @@ import yaml
 
 from tests.helpers import compose_config, run_cli
 
-DDP = ["trainer=ddp_cpu", "debug=smoke", "callbacks.rollouts=null"]
+DDP = ["trainer=ddp_cpu", "debug=smoke", "callbacks.maps=null"]
 DRAWS = "draws"  # folder of RecordDraws' files in the run dir
 CONTRACT = ["checkpoints/last.ckpt", "checkpoints/best.ckpt", "checkpoints/epoch_0001.ckpt", "metrics.csv",
             "curves.png", "split.csv", "summary.json", ".hydra/config.yaml", "train.log", "train_rank1.log"]  # fmt: skip

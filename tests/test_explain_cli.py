@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from anomaly_vit.explain.checkpoint import load_classifier
 from anomaly_vit.explain.command import BASE_COLUMNS, SCORE_NAMES, explain
 from anomaly_vit.explain.inputs import find_inputs
-from anomaly_vit.maps.kinds import load_classifier
 from tests.helpers import compose_config, run_cli
 
 KINDS = ["contrast", "evidence"]  # the default `kinds` of conf/explain.yaml

@@ -7,7 +7,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from anomaly_vit.maps.forward import attention_maps
+from anomaly_vit.maps.kinds import attention_maps
 from anomaly_vit.maps.readout import (
     TokenLayout,
     head_row_weights,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from anomaly_vit.maps.forward import attention_maps
+from anomaly_vit.maps.kinds import attention_maps
 from anomaly_vit.maps.relevance import gradient_relevance, target_scores
 from tests.helpers import tiny_vit
 

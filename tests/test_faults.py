@@ -161,7 +161,7 @@ class PauseMidEpoch(L.Callback):
 
 
 RESUME = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=3", "seed=3",
-          "model.net.drop_path_rate=0.1", "callbacks.rollouts=null", "test=false"]  # fmt: skip
+          "model.net.drop_path_rate=0.1", "callbacks.maps=null", "test=false"]  # fmt: skip
 
 
 def _metric_rows(run_dir: Path) -> list[dict[str, str]]:

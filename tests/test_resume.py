@@ -19,7 +19,7 @@ from anomaly_vit.rundir import hydra_subdir, resume_run_dir
 from tests.helpers import run_cli, tensorboard_points, tensorboard_steps
 
 COMMON = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=4", "seed=7",
-          "callbacks.rollouts=null", "model.net.drop_path_rate=0.1"]  # fmt: skip
+          "callbacks.maps=null", "model.net.drop_path_rate=0.1"]  # fmt: skip
 
 
 class KillAfterEpoch(L.Callback):

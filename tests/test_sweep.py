@@ -17,7 +17,7 @@ from anomaly_vit.sweep.report import main as report_main
 from anomaly_vit.sweep.report import read_jobs, swept_keys, write_report
 from tests.helpers import run_cli
 
-SMOKE = ["debug=smoke", "callbacks.rollouts=null", "trainer.max_epochs=1"]
+SMOKE = ["debug=smoke", "callbacks.maps=null", "trainer.max_epochs=1"]
 
 
 def _fake_job(sweep_dir: Path, n: int, overrides: list[str], test_acc: float | None) -> None:

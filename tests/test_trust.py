@@ -25,7 +25,7 @@ from anomaly_vit.cli.train import train
 from anomaly_vit.errors import UserError
 from tests.helpers import compose_config, paired_tree, run_cli, tiny
 
-SMOKE = ["debug=smoke", "callbacks.rollouts=null"]
+SMOKE = ["debug=smoke", "callbacks.maps=null"]
 
 
 class Trap:

@@ -175,7 +175,7 @@ class Rows:
                 None,
                 "share",
                 status="skipped",
-                note="no rollout dumps: the config has no RolloutDumper (callbacks.rollouts is null)",
+                note="no map dumps: the config has no MapDumper (callbacks.maps is null)",
             )
         dump_epochs = set(info["dump_epochs"])
         plain_val = [
@@ -213,7 +213,7 @@ class Rows:
             return failed
         info = self.results["throughput"].rollouts
         if not info or not info.get("score_seconds"):
-            note = "no rollout dumps: the config has no RolloutDumper (callbacks.rollouts is null)"
+            note = "no map dumps: the config has no MapDumper (callbacks.maps is null)"
             return Row("3b", "split_score_share", title, None, "share", status="skipped", note=note)
         seconds = median(info["score_seconds"])
         period = info["every_n_epochs"] * self._rollout_row().details["epoch_seconds"]
@@ -228,7 +228,7 @@ class Rows:
             note=(
                 f"{seconds:.2f} s to score every defective {info['scored_split']} image with a "
                 f"mask (median of {len(info['score_seconds'])}) / ({period:.1f} s of training "
-                f"between dumps); callbacks.rollouts.score_split is {state}: turn it on when "
+                f"between dumps); callbacks.maps.score_split is {state}: turn it on when "
                 "this row passes"
             ),
             details={"score_seconds": info["score_seconds"], "period_seconds": period},

@@ -184,7 +184,7 @@ def run_test(cfg: DictConfig, run: dict[str, Any]) -> dict[str, Any]:
 
 def run_map_scores(run: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     """{"explain": block}: the tested checkpoint's maps scored on every defective real test image
-    with a mask (`explain_scores`; explain.evaluate); {} when not tested or not configured."""
+    with a mask (`explain_scores`; maps.scorer); {} when not tested or not configured."""
     scorer = run.get("map_scorer")
     if scorer is None or "test" not in results:
         return {}

@@ -1,17 +1,21 @@
-"""One call from a model and a batch of images to attention maps and the predictions they explain.
+"""One forward pass of a model over a batch, and what the map kinds read from it.
 
-`attention_maps` runs the model once (with gradients when a gradient map is requested or a
-pooled head's rows are weighed), captures every layer's attention and the final tokens on the
-way, and returns the requested map kinds as image-sized [B, H, W] fp32 tensors drawn at the
-tokens' centres, beside the logits and probabilities of that same pass. It may be called
-inside `torch.inference_mode()` (Lightning validation): the gradient pass leaves it locally.
+`locate` finds the ViT inside the model and derives its token layout ONCE per batch
+(`MapBatch`). `captured_pass` runs the model once with every layer's attention captured (with
+the gradient of the explained score when a kind needs it or a pooled head's rows are weighed);
+`token_pass` runs it once through its token head. Each yields a `ForwardPass`, which the kinds'
+functions (`maps.kinds`) read inside the pass (where autocast stays off). A pass may run inside
+`torch.inference_mode()` (Lightning validation): the gradient pass leaves it locally.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
+from timm.layers import to_2tuple
 from torch import nn
 
 from anomaly_vit.maps.capture import (
@@ -20,22 +24,51 @@ from anomaly_vit.maps.capture import (
     gradients_enabled,
     model_input,
 )
-from anomaly_vit.maps.readout import (
-    TokenLayout,
-    head_row_weights,
-    read_out_tokens,
-    token_layout,
-    upsample_maps,
-)
-from anomaly_vit.maps.relevance import (
-    TargetSpec,
-    gradient_relevance,
-    target_classes,
-    target_scores,
-)
-from anomaly_vit.maps.rollout import HeadFusion, attention_rollout
+from anomaly_vit.maps.readout import TokenLayout, head_row_weights, token_layout
+from anomaly_vit.maps.relevance import TargetSpec, target_scores
+from anomaly_vit.maps.rollout import HeadFusion
 
-MAP_METHODS = ("rollout", "relevance", "evidence")  # what `MapKind.method` may name
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How maps are drawn: rollout options (`rollout.attention_rollout`), the first layer of
+    rollout and relevance, and the index of the "good" class (defect-vs-good scores)."""
+
+    head_fusion: str = HeadFusion.MEAN
+    discard_ratio: float = 0.0
+    start_layer: int = 0
+    good_class: int = 0
+
+
+@dataclass(frozen=True)
+class MapBatch:
+    """A batch as the model takes it, with the model's ViT and its token layout for that size."""
+
+    model: nn.Module
+    vit: nn.Module
+    layout: TokenLayout
+    images_bchw: torch.Tensor
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        return int(self.images_bchw.shape[-2]), int(self.images_bchw.shape[-1])
+
+
+def locate(model: nn.Module, images_bchw: torch.Tensor) -> MapBatch:
+    """The ViT in `model` and its token layout for the size of `images_bchw`, found once."""
+    vit = find_vision_transformer(model)
+    image_hw = (int(images_bchw.shape[-2]), int(images_bchw.shape[-1]))
+    return MapBatch(model, vit, token_layout(vit, image_hw), images_bchw)
+
+
+def patch_size_hw(model: nn.Module) -> tuple[int, int]:
+    """Patch size of the ViT in `model` (pixels, height and width)."""
+    return to_2tuple(find_vision_transformer(model).patch_embed.patch_size)
+
+
+def image_size_hw(model: nn.Module) -> tuple[int, int]:
+    """Input image size of the ViT in `model` (pixels, height and width)."""
+    return to_2tuple(find_vision_transformer(model).patch_embed.img_size)
 
 
 def probabilities(logits_bk: torch.Tensor) -> torch.Tensor:
@@ -45,103 +78,80 @@ def probabilities(logits_bk: torch.Tensor) -> torch.Tensor:
     return logits_bk.softmax(dim=-1)
 
 
-def token_evidence(
-    vit: nn.Module, final_tokens_bnd: torch.Tensor, layout: TokenLayout, good_class: int
-) -> torch.Tensor:
-    """The head applied to each final patch token (CAM for ViTs): its defect-vs-good evidence
-    (`target_scores` "contrast") on the patch grid [B, h, w]."""
-    patches_bnd = final_tokens_bnd[:, layout.num_prefix_tokens :].float()
-    with torch.no_grad():
-        logits_bnk = vit.head(vit.fc_norm(patches_bnd)).float()
-    evidence_bn = target_scores(logits_bnk.flatten(0, 1), "contrast", good_class)
-    return evidence_bn.reshape(-1, *layout.grid_hw)
+@dataclass
+class ForwardPass:
+    """What one forward pass leaves for the map kinds (fp32; gradients and attention detached)."""
+
+    batch: MapBatch
+    options: MapOptions
+    logits_bk: torch.Tensor
+    attn_per_layer: Sequence[torch.Tensor] = ()  # [B, H, N, N] per layer (captured passes)
+    attn_grads: Sequence[torch.Tensor | None] = ()  # d(score)/d(attention), with gradients
+    final_tokens_bnd: torch.Tensor | None = None  # the tokens the head pools (`vit.norm`)
+    row_weights_bn: torch.Tensor | None = None  # a pooled head's rows (`head_row_weights`)
+    token_logits_bn: torch.Tensor | None = None  # the token head's logits (`token_pass`)
 
 
-def attention_maps(
-    model: nn.Module,
-    images_bchw: torch.Tensor,
-    kinds: Sequence[str] = ("rollout", "relevance"),
-    targets: TargetSpec = None,
+@contextmanager
+def captured_pass(
+    batch: MapBatch,
+    targets: TargetSpec,
+    options: MapOptions,
     *,
-    head_fusion: str = HeadFusion.MEAN,
-    discard_ratio: float = 0.0,
-    start_layer: int = 0,
-    good_class: int = 0,
-) -> dict[str, torch.Tensor]:
-    """Maps of the requested kinds and the predictions of the same forward pass.
+    gradients: bool,
+    head_rows: bool,
+) -> Iterator[ForwardPass]:
+    """One forward pass with every layer's attention captured; read the pass inside the block.
 
     Args:
-        model: a timm ViT, or a module wrapping one whose forward returns logits [B, K].
-        images_bchw: the batch, as the model takes it (normalised).
-        kinds: any of "rollout" (Abnar & Zuidema), "relevance" (Chefer et al., gradient) and
-            "evidence" (`token_evidence`: the head on each final token).
-        targets: what "relevance" explains, and whose gradient weighs a pooled head's rows
-            (`readout.head_row_weights`): None / "predicted" (arg-max class), a LongTensor [B]
-            of classes (e.g. the true labels), or "contrast" (defect vs `good_class`).
-        head_fusion, discard_ratio, start_layer: rollout options (see `rollout.attention_rollout`);
-            `start_layer` applies to relevance too.
-        good_class: index of the "good" class, for targets="contrast" and "evidence".
-
-    Returns:
-        {kind: maps [B, H, W] fp32 and f"{kind}_grid": the same on the patch grid [B, h, w]
-        for each requested kind, "logits": [B, K], "probs": [B, K],
-        "preds": [B] arg-max classes, and with "relevance" "relevance_targets": [B] the class
-        explained per sample (-1 for "contrast")}. Everything is detached.
+        targets: the score explained (`relevance.target_scores`): "predicted", "contrast" or
+            a LongTensor [B] of classes.
+        gradients: take d(score)/d(attention) (`ForwardPass.attn_grads`).
+        head_rows: a kind reads the tokens' rows as the head does: a pooled head's row weights
+            come from the score's gradient at the final tokens (`readout.head_row_weights`).
     """
-    unknown = sorted(set(kinds) - set(MAP_METHODS))
-    if unknown:
-        raise ValueError(f"unknown map kinds {unknown}; choose from {list(MAP_METHODS)}")
-    vit = find_vision_transformer(model)
-    image_hw = (int(images_bchw.shape[-2]), int(images_bchw.shape[-1]))
-    layout = token_layout(vit, image_hw)
-    pooled_rows = layout.rows != "class_token" and bool({"rollout", "relevance"} & set(kinds))
+    model, layout = batch.model, batch.layout
+    pooled_rows = head_rows and layout.rows != "class_token"
     row_weights_bn = None
-    grids: dict[str, torch.Tensor] = {}
-    out: dict[str, torch.Tensor] = {}
-
-    with capture_attention(model) as record:
-        if "relevance" in kinds or pooled_rows:
+    attn_grads: Sequence[torch.Tensor | None] = ()
+    with capture_attention(model, batch.vit) as record:
+        if gradients or pooled_rows:
             with gradients_enabled():
-                logits_bk = model(model_input(model, images_bchw, requires_grad=True))
+                logits_bk = model(model_input(model, batch.images_bchw, requires_grad=True))
                 attn_per_layer = record.attn_bhnn()
-                score = target_scores(logits_bk, targets, good_class).sum()
+                score = target_scores(logits_bk, targets, options.good_class).sum()
                 grads = torch.autograd.grad(
                     score, [*attn_per_layer, record.final_tokens_bnd], allow_unused=True
                 )
                 attn_per_layer = [a.detach().float() for a in attn_per_layer]
                 if pooled_rows and grads[-1] is not None:
                     row_weights_bn = head_row_weights(grads[-1])
-                if "relevance" in kinds:
-                    relevance_bnn = gradient_relevance(attn_per_layer, grads[:-1], start_layer)
-                    grids["relevance"] = read_out_tokens(relevance_bnn, layout, row_weights_bn)
+                attn_grads = grads[:-1] if gradients else ()
             logits_bk = logits_bk.detach().float()
-            if "relevance" in kinds:
-                classes_b = target_classes(logits_bk, targets)
-                out["relevance_targets"] = (
-                    classes_b
-                    if classes_b is not None
-                    else torch.full_like(logits_bk[:, 0], -1, dtype=torch.long)
-                )
         else:
             with torch.no_grad():
-                logits_bk = model(model_input(model, images_bchw, requires_grad=False)).float()
+                logits_bk = model(model_input(model, batch.images_bchw, requires_grad=False))
+                logits_bk = logits_bk.float()
             attn_per_layer = record.detached_fp32()
+        yield ForwardPass(
+            batch,
+            options,
+            logits_bk,
+            attn_per_layer=attn_per_layer,
+            attn_grads=attn_grads,
+            final_tokens_bnd=record.final_tokens_bnd,
+            row_weights_bn=row_weights_bn,
+        )
 
-        if "rollout" in kinds:  # still inside: autocast stays off for the products
-            joint_bnn = attention_rollout(
-                attn_per_layer,
-                head_fusion=head_fusion,
-                discard_ratio=discard_ratio,
-                start_layer=start_layer,
-                num_protected_tokens=1 if layout.has_class_token else 0,
-            )
-            grids["rollout"] = read_out_tokens(joint_bnn, layout, row_weights_bn)
-        if "evidence" in kinds:
-            grids["evidence"] = token_evidence(vit, record.final_tokens_bnd, layout, good_class)
-    for kind, grid_bhw in grids.items():
-        out[f"{kind}_grid"] = grid_bhw.detach()
-        out[kind] = upsample_maps(out[f"{kind}_grid"], image_hw, layout.geometry)
-    out["logits"] = logits_bk
-    out["probs"] = probabilities(logits_bk)
-    out["preds"] = logits_bk.argmax(dim=-1)
-    return out
+
+@contextmanager
+def token_pass(batch: MapBatch, options: MapOptions) -> Iterator[ForwardPass]:
+    """One gradient-free forward pass through the model's token head (`forward_with_tokens`)."""
+    if getattr(batch.model, "token_head", None) is None:
+        raise ValueError(
+            "map kind 'tokens' needs a model trained with the mask loss "
+            "(model.mask_loss.weight > 0); drop 'tokens' from the map kinds."
+        )
+    with torch.no_grad():
+        logits_bk, token_logits_bn = batch.model.forward_with_tokens(batch.images_bchw)
+    yield ForwardPass(batch, options, logits_bk.float(), token_logits_bn=token_logits_bn)

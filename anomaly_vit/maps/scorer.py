@@ -1,9 +1,16 @@
-"""Localisation scores of a model's maps on EVERY defective image with a mask of a split.
+"""ONE scorer of maps against defect masks: predict -> score -> aggregate.
 
-`SplitScorer` (config: `explain_scores` at the end of training, `callbacks.rollouts.score_split`
-during it) explains the split's defective images with a non-empty mask in batches and scores each
-map kind and the random / centre baselines per image (`explain.scores.image_scores`). The block
-it returns (summary.json "explain"):
+`MapScorer` draws the maps of the kinds a model gets (`kinds.kinds_for`, `kinds.explain_images`),
+scores each image's maps and the random / centre baselines against its mask
+(`scores.image_scores`, `score_images`) and a `ScoreTable` gathers the per-image scores over
+batches and aggregates them. Its users:
+- the training callback (`callbacks.maps.MapDumper`): the fixed probes every N epochs, and with
+  `score_split` a whole split (`SplitScorer`);
+- the end of training (`explain_scores` in conf/train.yaml: a `SplitScorer` of the test split);
+- `python -m anomaly_vit.explain` (`explain.command`): per-image rows and the same block.
+
+`SplitScorer` scores EVERY defective image with a non-empty mask of a datamodule's split, in
+batches. The block it returns (summary.json "explain"; the explain command's too):
 
     {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean}}, "baselines":
      {"random": {...}, "centre": {...}}, "kinds", "split", "tolerance_px", "seconds",
@@ -25,33 +32,26 @@ from torch import nn
 
 from anomaly_vit.data.split import SPLITS
 from anomaly_vit.errors import enum_value
-from anomaly_vit.maps.kinds import (
-    MAP_KINDS,
-    check_kinds,
-    explain_images,
-    patch_size_hw,
-    resolve_tolerance_px,
-)
+from anomaly_vit.maps.forward import patch_size_hw
+from anomaly_vit.maps.kinds import Explanation, check_kinds, explain_images, kinds_for
 from anomaly_vit.maps.rollout import HeadFusion
 from anomaly_vit.maps.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
     SCORE_NAMES,
-    centre_prior_maps,
     dilate_masks,
     image_scores,
-    random_maps,
+    with_baselines,
 )
 
 BASELINES = {RANDOM_BASELINE: "random", CENTRE_BASELINE: "centre"}  # summary names
 KEY = "explain_scores"
+PerImage = dict[str, dict[str, torch.Tensor]]  # {kind: {score: [B]}}, baselines included
 
 
-def usable_kinds(model: nn.Module, kinds: Sequence[str] | None) -> list[str]:
-    """`kinds` (None: every kind of MAP_KINDS), less token-head kinds when the model has none."""
-    kinds = list(MAP_KINDS) if kinds is None else list(kinds)
-    has_tokens = getattr(model, "token_head", None) is not None
-    return [kind for kind in kinds if has_tokens or MAP_KINDS[kind].method != "tokens"]
+def resolve_tolerance_px(model: nn.Module, tolerance_px: int | None) -> int:
+    """The pointing-game tolerance: as configured, or one patch side when None."""
+    return int(tolerance_px) if tolerance_px is not None else max(patch_size_hw(model))
 
 
 def defect_scores(
@@ -88,22 +88,28 @@ def misclassified(
     return ((scores_b < threshold) | wrong_class_b).cpu()
 
 
+def means(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """The mean of each per-image score, NaNs left out (NaN when no image has one)."""
+    return {name: float(v.nanmean()) if v.numel() else math.nan for name, v in per_image.items()}
+
+
 def summarise_scores(
     values: Mapping[str, Mapping[str, torch.Tensor]], wrong_n: torch.Tensor
 ) -> dict[str, Any]:
     """The block from per-image scores {kind: {score: [N]}} and the misclassified flags [N]."""
 
-    def means(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
-        out = {name: float(v.nanmean()) if v.numel() else math.nan for name, v in per_image.items()}
-        pointing = per_image["pointing"][wrong_n]
-        out["pointing_misclassified"] = float(pointing.nanmean()) if pointing.numel() else math.nan
-        return out
+    def with_misclassified(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return means(per_image) | {
+            "pointing_misclassified": means({"p": per_image["pointing"][wrong_n]})["p"]
+        }
 
     return {
         "n_scored": int(wrong_n.numel()),
         "n_misclassified": int(wrong_n.sum()),
-        "maps": {k: means(v) for k, v in values.items() if k not in BASELINES},
-        "baselines": {BASELINES[k]: means(v) for k, v in values.items() if k in BASELINES},
+        "maps": {k: with_misclassified(v) for k, v in values.items() if k not in BASELINES},
+        "baselines": {
+            BASELINES[k]: with_misclassified(v) for k, v in values.items() if k in BASELINES
+        },
     }
 
 
@@ -119,8 +125,120 @@ def tensorboard_metrics(block: Mapping[str, Any], prefix: str = "explain") -> di
     return metrics
 
 
-class SplitScorer:
-    """Scores the maps of `kinds` on every defective image with a mask of a datamodule's split."""
+class ScoreTable:
+    """Per-image scores of the kinds and baselines gathered over batches, which images the model
+    gets wrong, and their aggregate."""
+
+    def __init__(self, kinds: Sequence[str]) -> None:
+        self.kinds = [*kinds, *BASELINES]
+        self._values: dict[str, dict[str, list[torch.Tensor]]] = {
+            kind: {name: [torch.empty(0)] for name in SCORE_NAMES} for kind in self.kinds
+        }
+        self._wrong: list[torch.Tensor] = [torch.empty(0, dtype=torch.bool)]
+
+    def add(self, per_image: PerImage, wrong_b: torch.Tensor | None, keep_b: torch.Tensor) -> None:
+        """Keep the images `keep_b` [B] (bool) of a batch; `wrong_b` [B]: misclassified (None:
+        not known, counted as right)."""
+        keep_b = keep_b.bool().cpu()
+        for kind in self.kinds:
+            for name in SCORE_NAMES:
+                self._values[kind][name].append(per_image[kind][name].cpu()[keep_b])
+        wrong_b = torch.zeros_like(keep_b) if wrong_b is None else wrong_b.bool().cpu()
+        self._wrong.append(wrong_b[keep_b])
+
+    @property
+    def n_images(self) -> int:
+        return sum(len(w) for w in self._wrong)
+
+    def values(self) -> PerImage:
+        return {
+            kind: {n: torch.cat(v) for n, v in per.items()} for kind, per in self._values.items()
+        }
+
+    def means(self) -> dict[str, dict[str, float]]:
+        """{kind or baseline name: {score: mean over the images kept}}."""
+        return {kind: means(per_image) for kind, per_image in self.values().items()}
+
+    def block(self) -> dict[str, Any]:
+        """The summary block (`summarise_scores`) of every image kept."""
+        return summarise_scores(self.values(), torch.cat(self._wrong))
+
+
+class MapScorer:
+    """Predict -> score -> aggregate: the maps of a model's kinds, scored per image against masks
+    beside the random and centre baselines (errors name the config `key`; "": top-level keys)."""
+
+    def __init__(
+        self,
+        kinds: Sequence[str] | None = None,
+        tolerance_px: int | None = None,
+        patch_positive_share: float = 0.1,
+        head_fusion: str = HeadFusion.MEAN,
+        discard_ratio: float = 0.0,
+        seed: int = 0,
+        key: str = KEY,
+    ) -> None:
+        def name(field: str) -> str:  # the config key of a setting
+            return f"{key}.{field}" if key else field
+
+        self.kinds = None if kinds is None else check_kinds(kinds, name("kinds"))
+        if tolerance_px is not None and int(tolerance_px) < 0:
+            raise ValueError(
+                f"{name('tolerance_px')} must be >= 0 pixels (or null for one patch), "
+                f"got {tolerance_px}."
+            )
+        self.tolerance_px = None if tolerance_px is None else int(tolerance_px)
+        self.patch_positive_share = float(patch_positive_share)
+        self.head_fusion = enum_value(HeadFusion, head_fusion, name("head_fusion"))
+        if not 0.0 <= float(discard_ratio) < 1.0:
+            raise ValueError(f"{name('discard_ratio')} must be in [0, 1), got {discard_ratio}.")
+        self.discard_ratio = float(discard_ratio)
+        self.seed = int(seed)
+        self.key = key
+
+    def kinds_for(self, model: nn.Module) -> list[str]:
+        """The kinds drawn for `model` (`kinds.kinds_for`)."""
+        return kinds_for(model, self.kinds)
+
+    def predict(self, model: nn.Module, images_bchw: torch.Tensor) -> Explanation:
+        """The maps of the model's kinds and its predictions (`kinds.explain_images`)."""
+        return explain_images(
+            model,
+            images_bchw,
+            self.kinds_for(model),
+            good_class=model.good_index,
+            head_fusion=self.head_fusion,
+            discard_ratio=self.discard_ratio,
+        )
+
+    def score_images(
+        self,
+        model: nn.Module,
+        maps_by_kind: Mapping[str, torch.Tensor],
+        masks_bhw: torch.Tensor,
+        seed: int,
+    ) -> PerImage:
+        """Every score of each image's maps and of the baselines (random maps from `seed`)."""
+        tolerance_px = resolve_tolerance_px(model, self.tolerance_px)
+        masks_bhw = masks_bhw.bool().cpu()
+        dilated_bhw = dilate_masks(masks_bhw, tolerance_px)  # once for every kind
+        maps = with_baselines({k: m.cpu() for k, m in maps_by_kind.items()}, masks_bhw, seed)
+        patch_hw = patch_size_hw(model)
+        return {
+            kind: image_scores(
+                maps_bhw,
+                masks_bhw,
+                patch_hw,
+                tolerance_px,
+                self.patch_positive_share,
+                dilated_bhw=dilated_bhw,
+            )
+            for kind, maps_bhw in maps.items()
+        }
+
+
+class SplitScorer(MapScorer):
+    """Scores the maps on every defective image with a mask of a datamodule's split, in batches."""
 
     def __init__(
         self,
@@ -139,17 +257,12 @@ class SplitScorer:
             raise ValueError(f"{key}.batch_size must be >= 1, got {batch_size}.")
         if split not in SPLITS:
             raise ValueError(f"{key}: split {split!r} is not one of {list(SPLITS)}.")
+        super().__init__(
+            kinds, tolerance_px, patch_positive_share, head_fusion, discard_ratio, seed, key
+        )
         self.split = str(split)
-        self.kinds = None if kinds is None else check_kinds(kinds, f"{key}.kinds")
         self.batch_size = int(batch_size)
-        self.tolerance_px = None if tolerance_px is None else int(tolerance_px)
-        self.patch_positive_share = float(patch_positive_share)
-        self.head_fusion = enum_value(HeadFusion, head_fusion, f"{key}.head_fusion")
-        if not 0.0 <= float(discard_ratio) < 1.0:
-            raise ValueError(f"{key}.discard_ratio must be in [0, 1), got {discard_ratio}.")
-        self.discard_ratio = float(discard_ratio)
         self.device = device
-        self.seed = int(seed)
 
     def __call__(self, model: nn.Module, datamodule: Any) -> dict[str, Any] | None:
         """The block for the datamodule's real images of `split`; None without a cached split."""
@@ -180,58 +293,28 @@ class SplitScorer:
         elif self.device:
             model.to(self.device)
         device = next(model.parameters()).device
-        kinds = usable_kinds(model, self.kinds)
-        tolerance_px = resolve_tolerance_px(model, self.tolerance_px)
+        kinds = self.kinds_for(model)
         scored = (labels_n != model.good_index) & masks_nhw.flatten(1).any(dim=1)
         index = scored.nonzero().flatten()
-        values: dict[str, dict[str, list[torch.Tensor]]] = {}
-        wrong: list[torch.Tensor] = []
+        table = ScoreTable(kinds)
         was_training = model.training
         model.eval()
         try:
             for first in range(0, len(index), self.batch_size):
                 rows = index[first : first + self.batch_size]
                 images = images_nchw[rows].to(device)
-                explanation = explain_images(
-                    model,
-                    images,
-                    kinds,
-                    good_class=model.good_index,
-                    head_fusion=self.head_fusion,
-                    discard_ratio=self.discard_ratio,
+                explanation = self.predict(model, images)
+                wrong = misclassified(model, images, labels_n[rows], explanation.probs)
+                per_image = self.score_images(
+                    model, explanation.maps, masks_nhw[rows], self.seed + first
                 )
-                wrong.append(misclassified(model, images, labels_n[rows], explanation.probs))
-                size_hw = tuple(images.shape[-2:])
-                maps = explanation.maps | {
-                    RANDOM_BASELINE: random_maps(len(rows), size_hw, self.seed + first),
-                    CENTRE_BASELINE: centre_prior_maps(len(rows), size_hw),
-                }
-                masks = masks_nhw[rows]
-                dilated = dilate_masks(masks, tolerance_px)  # once for every kind
-                for kind, maps_bhw in maps.items():
-                    per_image = image_scores(
-                        maps_bhw,
-                        masks,
-                        patch_size_hw(model),
-                        tolerance_px,
-                        self.patch_positive_share,
-                        dilated_bhw=dilated,
-                    )
-                    for name, value in per_image.items():
-                        values.setdefault(kind, {}).setdefault(name, []).append(value)
+                table.add(per_image, wrong, torch.ones(len(rows), dtype=torch.bool))
         finally:
             model.train(was_training)
-        if not wrong:  # nothing to score: every score NaN
-            empty = {name: [torch.empty(0)] for name in SCORE_NAMES}
-            values = {kind: dict(empty) for kind in [*kinds, *BASELINES]}
-            wrong = [torch.empty(0, dtype=torch.bool)]
-        block = summarise_scores(
-            {k: {n: torch.cat(v) for n, v in per.items()} for k, per in values.items()},
-            torch.cat(wrong),
-        )
+        block = table.block()
+        tolerance_px = resolve_tolerance_px(model, self.tolerance_px)
         block |= {"kinds": kinds, "split": self.split, "tolerance_px": tolerance_px}
         block["seconds"] = time.perf_counter() - start
-        block["cpu_seconds"] = (
-            time.process_time() - cpu_start
-        )  # all threads, steadier on a busy host
+        # all threads, steadier on a busy host
+        block["cpu_seconds"] = time.process_time() - cpu_start
         return block
