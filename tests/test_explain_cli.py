@@ -240,3 +240,27 @@ def test_inputs_are_fitted_like_the_checkpoints_training(tmp_path):
     assert mask_columns.min() >= 18 and mask_columns.max() <= 22  # the photo's right quarter
     squashed, squashed_mask = load_input(item, (32, 32), ResizeMode.SQUASH)
     assert squashed.min() == 200 and squashed_mask[:, 25:].all()
+
+
+def test_an_image_whose_mask_is_empty_is_not_scored(tmp_path, smoke_run):
+    """A mask with no defect pixel: has_mask, but nothing to point at (blank cells, not scored)."""
+    demo = _demo(smoke_run)
+    crack = _first(demo / "right" / "crack", 1)[0]
+    good = _first(demo / "right" / "good", 1)[0]
+    mask = demo / "masks" / "right" / "crack" / crack.name
+    empty = tmp_path / "empty.png"
+    Image.new("L", Image.open(mask).size, 0).save(empty)
+    manifest = tmp_path / "list.csv"
+    manifest.write_text(
+        f"path,label,item_id,mask\n{crack},crack,a,{mask}\n{good},good,b,{empty}\n",
+        encoding="utf-8",
+    )
+    ckpt = smoke_run / "checkpoints" / "best.ckpt"
+    summary, out = _run(
+        tmp_path, f"ckpt_path={ckpt}", f"input={manifest}", "overlays=false", "kinds=[rollout]"
+    )
+    _, rows = _rows(out)
+    assert [r["has_mask"] for r in rows] == ["True", "True"]
+    columns = [f"rollout/{name}" for name in SCORE_NAMES]
+    assert all(rows[0][c] != "" for c in columns) and all(rows[1][c] == "" for c in columns)
+    assert summary["n_scored"] == 1 == summary["explain"]["n_scored"]
