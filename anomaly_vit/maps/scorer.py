@@ -219,11 +219,11 @@ class MapScorer:
         seed: int,
     ) -> PerImage:
         """Every score of each image's maps and of the baselines (random maps from `seed`)."""
-        tolerance_px = resolve_tolerance_px(model, self.tolerance_px)
+        patch_hw = patch_size_hw(model)
+        tolerance_px = self.tolerance_px if self.tolerance_px is not None else max(patch_hw)
         masks_bhw = masks_bhw.bool().cpu()
         dilated_bhw = dilate_masks(masks_bhw, tolerance_px)  # once for every kind
         maps = with_baselines({k: m.cpu() for k, m in maps_by_kind.items()}, masks_bhw, seed)
-        patch_hw = patch_size_hw(model)
         return {
             kind: image_scores(
                 maps_bhw,
