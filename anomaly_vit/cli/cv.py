@@ -26,6 +26,8 @@ from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule
 from anomaly_vit.crossval.arms import ARMS, FALLBACK, Arm, FoldOutcome
 from anomaly_vit.crossval.folds import (
+    CV_PNG,
+    CV_SUMMARY_JSON,
     FOLD_JSON,
     FOLDS_CSV,
     OOF_CSV,
@@ -60,9 +62,6 @@ from anomaly_vit.rundir import (
 )
 
 log = logging.getLogger(__name__)
-
-CV_SUMMARY_JSON = "cv_summary.json"
-CV_PNG = "cv.png"
 
 
 @task_wrapper

@@ -37,7 +37,10 @@ from anomaly_vit.rundir import METRICS_CSV, read_metrics_csv
 
 # the score a fold's photos are thresholded at when its validation part has no defect (what
 # ViTClassifier keeps then: its initial defect_threshold; the peer does the same)
-FALLBACK = f"no defect in validation: the initial threshold {FALLBACK_THRESHOLD} (head argmax)"
+FALLBACK = (
+    f"fallback {FALLBACK_THRESHOLD}: the initial defect threshold, which ViTClassifier keeps "
+    "(and the peer takes) when validation has no defect: a good/defect head's argmax"
+)
 
 
 class Arm(StrEnum):

@@ -30,6 +30,8 @@ SPLITS_DIR = "splits"
 FOLD_DIR = "fold_{fold}"
 FOLD_JSON = "cv_fold.json"  # in a fold dir: its row of cv_summary.json "folds" (written last)
 OOF_CSV = "oof_scores.csv"  # in a fold dir (its test photos) and in the cv dir (all of them)
+CV_SUMMARY_JSON = "cv_summary.json"  # the pooled result, in the cv dir
+CV_PNG = "cv.png"
 
 
 def fold_dir(cv_dir: Path, fold: int) -> Path:

@@ -158,12 +158,16 @@ def test_a_bad_fold_count_is_one_line_before_anything_trains(
     assert sorted(p.name for p in cv_dir.iterdir()) == []  # no folds.csv, no fold dir
 
 
-def test_the_peer_arm_scores_the_same_photos_in_the_same_folds(root, vit_cv, tmp_path):
-    summary = _cv(
-        root, tmp_path / "cv_peer", "cv.arm=peer", "cv.peer.epochs=1", "cv.peer.img_size=16"
-    )
+@pytest.fixture(scope="module")
+def peer_cv(root) -> tuple[Path, dict]:
+    overrides = ("cv.arm=peer", "cv.peer.epochs=1", "cv.peer.img_size=16")
+    return root / "cv_peer", _cv(root, root / "cv_peer", *overrides)
+
+
+def test_the_peer_arm_scores_the_same_photos_in_the_same_folds(vit_cv, peer_cv):
+    cv_dir, summary = peer_cv
     vit_rows = _rows(vit_cv[0] / "oof_scores.csv")
-    peer_rows = _rows(tmp_path / "cv_peer" / "oof_scores.csv")
+    peer_rows = _rows(cv_dir / "oof_scores.csv")
     assert list(peer_rows[0]) == list(OOF_COLUMNS)
     same = ("path", "item", "fold", "label", "is_defect")
     assert sorted(tuple(r[k] for k in same) for r in peer_rows) == sorted(
@@ -172,3 +176,57 @@ def test_the_peer_arm_scores_the_same_photos_in_the_same_folds(root, vit_cv, tmp
     assert summary["config"]["arm"] == "peer" and summary["pooled"]["n_images"] == 24
     assert all(row["input_hw"] == [16, 16] for row in summary["folds"])
     assert summary["folds"][0]["threshold_from"] == cv_cli.FALLBACK
+
+
+def test_the_bench_tabulates_both_arms_and_flags_other_folds(vit_cv, peer_cv, tmp_path, capsys):
+    from anomaly_vit.bench.runner import run_bench
+    from anomaly_vit.bench.settings import bench_settings
+
+    shuffled = tmp_path / "cv_other_folds"
+    shutil.copytree(peer_cv[0], shuffled)
+    rows = _rows(shuffled / "oof_scores.csv")
+    for row in rows:
+        row["fold"] = str((int(row["fold"]) + 1) % FOLDS)  # same photos, other folds
+    with (shuffled / "oof_scores.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(OOF_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    dirs = [vit_cv[0], peer_cv[0], shuffled]
+    out = tmp_path / "bench"
+    cfg = compose("bench", ["bench=real_cv", f"real_cv.cv_dirs=[{','.join(map(str, dirs))}]"], out)
+    run_bench(bench_settings(cfg), out)
+    printed = capsys.readouterr().out
+    payload = json.loads((out / "bench.json").read_text())
+    vit_row, peer_row, other_row = payload["rows"]
+    vit, peer = vit_cv[1]["pooled"], peer_cv[1]["pooled"]
+    assert vit_row["value"] == pytest.approx(vit["auroc"])
+    assert vit_row["target"] == {"op": ">=", "value": pytest.approx(peer["auroc"])}
+    assert peer_row["target"] is None
+    details = [r["details"] for r in payload["rows"]]
+    assert [d["same_folds_as"] for d in details] == [
+        None,
+        "cv_vit",
+        "NOT cv_vit (same photos, other folds)",
+    ]
+    low, high = peer["balanced_acc_ci"]
+    shown = f"{peer['balanced_acc']:.3f} [{low:.3f}, {high:.3f}]"
+    assert shown in printed and shown in (out / "bench.md").read_text()
+
+
+def test_a_cv_folder_keeps_its_folds_when_items_are_added(root, vit_cv, tmp_path, caplog):
+    cv_dir = tmp_path / "cv"
+    shutil.copytree(vit_cv[0], cv_dir, ignore=shutil.ignore_patterns("fold_*"))
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    shutil.copy(data / "images" / "item000_0.png", data / "images" / "new_0.png")
+    with (data / "manifest.csv").open("a", newline="") as handle:
+        csv.writer(handle).writerow(["images/new_0.png", "good", "item_new", "view0", ""])
+    recorded = {r["item_id"]: int(r["fold"]) for r in _rows(cv_dir / "folds.csv")}
+    overrides = cv_overrides(data / "manifest.csv", root, f"cv.folds={FOLDS}", "cv.seed=7")
+    plan = cv_cli._plan(compose("cv", overrides, cv_dir), cv_dir)
+    assert plan.fold_of_item == recorded  # another fold seed: still the recorded folds
+    assert "item_new" not in plan.fold_of_item
+    assert any("1 item(s) are not in folds.csv" in r.getMessage() for r in caplog.records)
+    other = cv_overrides(data / "manifest.csv", root, "cv.folds=4")
+    with pytest.raises(ValueError, match=r"cv\.folds=4 but .*folds\.csv holds 3 folds"):
+        cv_cli._plan(compose("cv", other, cv_dir), cv_dir)
