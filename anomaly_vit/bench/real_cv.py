@@ -128,7 +128,9 @@ def compare(cv_dirs: list[Path]) -> dict[str, Any]:
                     f"{pooled['n_images']} ({pooled['n_defect']})",
                     *(_ci(pooled, name) for name in METRICS),
                     f"{_duration(statistics.fmean(walls))} ({_duration(min(walls))}-"
-                    f"{_duration(max(walls))})" if walls else "—",
+                    f"{_duration(max(walls))})"
+                    if walls
+                    else "—",
                     f"{len(pooled['folds_pooled'])}/{config['folds']}",
                     same or "—",
                 ],
