@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from anomaly_vit.bench.epochs import NOISY_SPREAD
+from anomaly_vit.bench.real_cv import HEADER
 from anomaly_vit.bench.report import Row, median, safe_ratio
 
 
@@ -31,6 +32,7 @@ class Rows:
             ("memory", self._memory_row),
             ("startup", self._startup_row),
             ("real_data", self._real_data_rows),
+            ("real_cv", self._real_cv_rows),
         ]
         wanted = self.settings.get("steps") or [step for step, _ in builders]
         rows: list[Row] = []
@@ -82,6 +84,41 @@ class Rows:
                     ),
                     details=result,
                 )  # fmt: skip
+            )
+        return rows
+
+    def _real_cv_rows(self) -> list[Row]:
+        """One row per cv folder: pooled AUROC (value), AP and balanced accuracy with their
+        intervals; a ViT row's target is the pooled AUROC of the peer on the same folds."""
+        title = "cross-validated: pooled defect AUROC over every photo"
+        settings = self.settings.get("real_cv") or {}
+        if not (settings.get("manifest") or settings.get("cv_dirs")):
+            note = "give real_cv.manifest=PATH (run both arms) or real_cv.cv_dirs=[...] (compare)"
+            return [Row("8", "real_cv", title, None, status="skipped", shown="not run", note=note)]
+        failed = self._failed("8", "real_cv", title, "real_cv")
+        if failed:
+            return [failed]
+        result = self.results["real_cv"]
+        peer_auroc = {r["fold_group"]: r["auroc"] for r in result["rows"] if r["arm"] == "peer"}
+        rows = []
+        for i, r in enumerate(result["rows"]):
+            cells = dict(zip(HEADER, r["cells"], strict=True))
+            beside = peer_auroc.get(r["fold_group"]) if r["arm"] != "peer" else None
+            rows.append(
+                Row(
+                    f"8{chr(ord('a') + i)}" if i < 26 else f"8.{i}",
+                    f"real_cv_{i}",
+                    f"cv {r['data']}, {r['arm']} ({r['model']}): pooled AUROC",
+                    r["auroc"],
+                    target=(">=", beside) if beside is not None else None,
+                    shown=cells["AUROC"],
+                    note=(
+                        f"{cells['photos (defective)']} photos; AP {cells['AP']}; balanced acc "
+                        f"{cells['balanced acc']}; {cells['wall a fold']} a fold; "
+                        f"folds {cells['folds']}; {r['dir']}"
+                    ),
+                    details=r,
+                )
             )
         return rows
 

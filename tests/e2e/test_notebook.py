@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "explore_runs.ipynb"
 SECTIONS = ("parameters", "curves", "confusion", "rollouts", "lineage", "sweep")
 # appended to the executed copy only: the kernel's variables, for the numbers checks

@@ -349,7 +349,7 @@ def test_data_seconds_count_fetching_and_batch_transfer_once():
 
 @pytest.mark.slow
 def test_real_data_rows_compare_the_recipe_and_the_peer_on_one_split(tmp_path):
-    from tests.test_real_data import make_real_set
+    from tests.helpers.real_set import make_real_set
 
     manifest = make_real_set(tmp_path / "set", n_items=24, per_item=3) / "manifest.csv"
     tiny = ["model.net.img_size=[48,24]", "model.net.patch_size=8", "model.net.embed_dim=32",

@@ -16,8 +16,7 @@ from anomaly_vit.sweep import objective as objective_module
 from anomaly_vit.sweep.report import main as report_main
 from anomaly_vit.sweep.report import read_jobs, swept_keys, write_report
 from tests.helpers import run_cli
-
-SMOKE = ["debug=smoke", "callbacks.maps=null", "trainer.max_epochs=1"]
+from tests.helpers.overrides import ONE_EPOCH
 
 
 def _fake_job(sweep_dir: Path, n: int, overrides: list[str], test_acc: float | None) -> None:
@@ -106,7 +105,7 @@ def test_objective_prefers_the_best_checkpoint_and_never_returns_nan(monkeypatch
 def test_three_job_sweep_in_parallel_writes_a_three_row_summary_and_a_plot(tmp_path):
     sweep_dir = tmp_path / "multi"
     # joblib runs the 3 jobs at once on fresh data: they also race to generate the demo set
-    result = run_cli("anomaly_vit.train", "-m", *SMOKE, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
+    result = run_cli("anomaly_vit.train", "-m", *ONE_EPOCH, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
                      "hydra/launcher=parallel", "hydra.launcher.n_jobs=3", "data.synthetic_fraction=0,0.5,1")  # fmt: skip
     with (sweep_dir / "sweep_summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -139,7 +138,7 @@ def test_three_job_sweep_in_parallel_writes_a_three_row_summary_and_a_plot(tmp_p
 @pytest.mark.slow
 def test_optuna_search_returns_the_best_validation_score(tmp_path):
     sweep_dir = tmp_path / "optuna"
-    run_cli("anomaly_vit.train", "-m", "hparams_search=mix_lr", *SMOKE, f"paths.root_dir={tmp_path}",
+    run_cli("anomaly_vit.train", "-m", "hparams_search=mix_lr", *ONE_EPOCH, f"paths.root_dir={tmp_path}",
             f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=1")  # fmt: skip
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     (job,) = read_jobs(sweep_dir)
@@ -156,7 +155,7 @@ def test_optuna_search_returns_the_best_validation_score(tmp_path):
 def test_optuna_search_survives_failing_trials(tmp_path):
     sweep_dir = tmp_path / "optuna"
     # every trial fails at once (an invalid mix): each scores -inf and the study still ends cleanly
-    result = run_cli("anomaly_vit.train", "-m", "hparams_search=mix_lr", *SMOKE, f"paths.root_dir={tmp_path}",
+    result = run_cli("anomaly_vit.train", "-m", "hparams_search=mix_lr", *ONE_EPOCH, f"paths.root_dir={tmp_path}",
                      f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=2", "data.synthetic_fraction=1.5")  # fmt: skip
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert best["best_value"] == -math.inf
@@ -168,7 +167,7 @@ def test_optuna_search_survives_failing_trials(tmp_path):
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     sweep_dir = tmp_path / "submitit"
-    run_cli("anomaly_vit.train", "-m", *SMOKE, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
+    run_cli("anomaly_vit.train", "-m", *ONE_EPOCH, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
             "hydra/launcher=local", "hydra.launcher.timeout_min=10", "seed=3")  # fmt: skip
     summary = json.loads((sweep_dir / "0" / "summary.json").read_text())
     assert summary["config"]["seed"] == 3 and 0.0 <= summary["test"]["test/balanced_acc"] <= 1.0
@@ -211,7 +210,7 @@ def test_one_key_sweep_has_no_grid(fake_sweep):
 @pytest.mark.slow
 def test_two_key_multirun_writes_a_two_key_summary_grid_and_heatmap(tmp_path):
     sweep_dir = tmp_path / "multi"
-    run_cli("anomaly_vit.train", "-m", *SMOKE, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
+    run_cli("anomaly_vit.train", "-m", *ONE_EPOCH, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
             "data.real_fraction=0.5,1", "data.mix_mode=replace,add")  # fmt: skip
     with (sweep_dir / "sweep_summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))

@@ -1,6 +1,6 @@
 """`data.synthetic_fraction` and the source weights decide how many images of each source every
 epoch holds: counted on the batches of the datamodule's own training loader (config -> mix
-weights -> sampler -> loader), not on the sampler alone (tests/test_sampler.py)."""
+weights -> sampler -> loader), not on the sampler alone (tests/unit/data/test_sampler.py)."""
 
 from __future__ import annotations
 

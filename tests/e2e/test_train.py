@@ -77,7 +77,7 @@ def test_smoke_run_writes_the_contract(smoke_run):
     summary = _check_contract(smoke_run)
     checkpoint = torch.load(smoke_run / "checkpoints" / "best.ckpt", weights_only=True)
     assert checkpoint["anomaly_vit"]["config"]["data"]["synthetic_fraction"] == 0.5
-    # the stored threshold is the one validation chose (its choice: tests/test_threshold.py)
+    # the stored threshold is the one validation chose (its choice: tests/unit/model/test_threshold.py)
     assert float(checkpoint["state_dict"]["defect_threshold"]) == pytest.approx(
         summary["test"]["test/defect_threshold"], abs=1e-6
     )

@@ -6,37 +6,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 
 from anomaly_vit.checkpointing.resume import config_changes
 from anomaly_vit.rundir import hydra_subdir, resume_run_dir
 from tests.helpers import run_cli, tensorboard_points, tensorboard_steps
-
-COMMON = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=4", "seed=7",
-          "callbacks.maps=null", "model.net.drop_path_rate=0.1"]  # fmt: skip
-
-
-class KillAfterEpoch(L.Callback):
-    """Test helper: end the process like a kill once `epoch` epochs are trained and saved.
-
-    With `wait_for_writer` the background checkpoint writer is let finish first; without it the
-    process dies at once, while the last epoch's checkpoint may still be in the writer's hands."""
-
-    def __init__(self, epoch: int, wait_for_writer: bool = True) -> None:
-        self.epoch = epoch
-        self.wait_for_writer = wait_for_writer
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch == self.epoch:
-            if self.wait_for_writer:
-                trainer.strategy.checkpoint_io.teardown()
-            os._exit(17)
+from tests.helpers.overrides import RESUME_4_EPOCHS
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
@@ -49,7 +28,10 @@ def uninterrupted(tmp_path_factory) -> Path:
     """The 4-epoch run the interrupted ones must end up equal to."""
     root = tmp_path_factory.mktemp("resume")
     run_cli(
-        "anomaly_vit.train", *COMMON, f"paths.root_dir={root}", f"hydra.run.dir={root / 'full'}"
+        "anomaly_vit.train",
+        *RESUME_4_EPOCHS,
+        f"paths.root_dir={root}",
+        f"hydra.run.dir={root / 'full'}",
     )
     return root / "full"
 
@@ -67,8 +49,8 @@ def _same_rows(full: Path, part: Path) -> None:
 def test_resume_equals_uninterrupted(tmp_path, uninterrupted):
     full, part = uninterrupted, tmp_path / "part"
     root = [f"paths.root_dir={tmp_path}"]
-    killed = run_cli("anomaly_vit.train", *COMMON, *root, f"hydra.run.dir={part}",
-                     "+callbacks.kill._target_=tests.test_resume.KillAfterEpoch", "+callbacks.kill.epoch=2",
+    killed = run_cli("anomaly_vit.train", *RESUME_4_EPOCHS, *root, f"hydra.run.dir={part}",
+                     "+callbacks.kill._target_=tests.helpers.callbacks.KillAfterEpoch", "+callbacks.kill.epoch=2",
                      check=False)  # fmt: skip
     assert killed.returncode == 17
     assert [int(r["epoch"]) for r in _rows(part)] == [1, 2]
@@ -76,7 +58,7 @@ def test_resume_equals_uninterrupted(tmp_path, uninterrupted):
 
     # no hydra.run.dir: the run dir comes from the checkpoint's path
     resumed = run_cli(
-        "anomaly_vit.train", *COMMON, *root, f"ckpt_path={part}/checkpoints/last.ckpt"
+        "anomaly_vit.train", *RESUME_4_EPOCHS, *root, f"ckpt_path={part}/checkpoints/last.ckpt"
     )
     assert f"Run written to {part}" in resumed.stdout
     assert not (tmp_path / "outputs" / "runs").exists()  # no second run dir
@@ -106,8 +88,8 @@ def test_killed_right_after_an_epoch_with_the_background_writer(tmp_path, uninte
     dies the moment epoch 2 is over, its checkpoint possibly still being written."""
     part = tmp_path / "part"
     root = [f"paths.root_dir={tmp_path}"]
-    killed = run_cli("anomaly_vit.train", *COMMON, *root, f"hydra.run.dir={part}",
-                     "+callbacks.kill._target_=tests.test_resume.KillAfterEpoch", "+callbacks.kill.epoch=2",
+    killed = run_cli("anomaly_vit.train", *RESUME_4_EPOCHS, *root, f"hydra.run.dir={part}",
+                     "+callbacks.kill._target_=tests.helpers.callbacks.KillAfterEpoch", "+callbacks.kill.epoch=2",
                      "+callbacks.kill.wait_for_writer=false", check=False)  # fmt: skip
     assert killed.returncode == 17
     # every checkpoint file that survived loads, weights only (a write cut short left no file)
@@ -123,7 +105,7 @@ def test_killed_right_after_an_epoch_with_the_background_writer(tmp_path, uninte
     assert epochs["last.ckpt"] in (1, 2) and set(epochs.values()) <= {1, 2}
     assert [int(r["epoch"]) for r in _rows(part)] == [1, 2]  # metrics.csv is written in-line
 
-    run_cli("anomaly_vit.train", *COMMON, *root, f"ckpt_path={part}/checkpoints/last.ckpt")
+    run_cli("anomaly_vit.train", *RESUME_4_EPOCHS, *root, f"ckpt_path={part}/checkpoints/last.ckpt")
     _same_rows(uninterrupted, part)  # the epoch the writer lost is trained again, once
     # TensorBoard shows every epoch once: a point of an epoch trained again is purged
     shown = tensorboard_points(part, "train/loss")

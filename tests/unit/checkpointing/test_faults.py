@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -25,6 +24,7 @@ from anomaly_vit.errors import UserError
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.train import train
 from tests.helpers import ROOT, compose_config, paired_tree, run_cli, tiny
+from tests.helpers.overrides import RESUME_3_EPOCHS
 
 # ------------------------------------------------------------------------ atomic writes
 
@@ -148,22 +148,6 @@ def test_rng_states_round_trip_and_load_weights_only(tmp_path) -> None:
 # ---------------------------------------------------------------- kill -9 mid-epoch, resume
 
 
-class PauseMidEpoch(L.Callback):
-    """Test helper: at `batch` of GLOBAL epoch `epoch`, write `marker` and wait to be killed."""
-
-    def __init__(self, marker: str, epoch: int, batch: int = 1, wait_s: float = 600.0) -> None:
-        self.marker, self.epoch, self.batch, self.wait_s = Path(marker), epoch, batch, wait_s
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if pl_module.global_epoch == self.epoch and batch_idx == self.batch:
-            self.marker.write_text(str(os.getpid()))
-            time.sleep(self.wait_s)
-
-
-RESUME = ["debug=smoke", "trainer.deterministic=true", "trainer.max_epochs=3", "seed=3",
-          "model.net.drop_path_rate=0.1", "callbacks.maps=null", "test=false"]  # fmt: skip
-
-
 def _metric_rows(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "metrics.csv").open() as handle:
         return [
@@ -175,15 +159,15 @@ def _metric_rows(run_dir: Path) -> list[dict[str, str]]:
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path) -> None:
     full, part, marker = tmp_path / "full", tmp_path / "part", tmp_path / "in_epoch_3"
     root = f"paths.root_dir={tmp_path}"
-    run_cli("anomaly_vit.train", *RESUME, root, f"hydra.run.dir={full}")
+    run_cli("anomaly_vit.train", *RESUME_3_EPOCHS, root, f"hydra.run.dir={full}")
 
-    pause = ["+callbacks.pause._target_=tests.test_faults.PauseMidEpoch",
+    pause = ["+callbacks.pause._target_=tests.helpers.callbacks.PauseMidEpoch",
              f"+callbacks.pause.marker={marker}", "+callbacks.pause.epoch=3"]  # fmt: skip
     command = [
         sys.executable,
         "-m",
         "anomaly_vit.train",
-        *RESUME,
+        *RESUME_3_EPOCHS,
         root,
         f"hydra.run.dir={part}",
         *pause,
@@ -206,7 +190,7 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path) -> N
     before = _metric_rows(part)
     assert [r["epoch"] for r in before] == ["1", "2"]
 
-    resumed = run_cli("anomaly_vit.train", *RESUME, root, f"hydra.run.dir={part}",
+    resumed = run_cli("anomaly_vit.train", *RESUME_3_EPOCHS, root, f"hydra.run.dir={part}",
                       f"ckpt_path={part}/checkpoints/last.ckpt")  # fmt: skip
     assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
     after, uninterrupted = _metric_rows(part), _metric_rows(full)

@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import lightning as L
 import pytest
 import yaml
 
 from tests.helpers import compose_config, run_cli
+from tests.helpers.callbacks import DRAWS
+from tests.helpers.overrides import DDP
 
-DDP = ["trainer=ddp_cpu", "debug=smoke", "callbacks.maps=null"]
-DRAWS = "draws"  # folder of RecordDraws' files in the run dir
 CONTRACT = ["checkpoints/last.ckpt", "checkpoints/best.ckpt", "checkpoints/epoch_0001.ckpt", "metrics.csv",
             "curves.png", "split.csv", "summary.json", ".hydra/config.yaml", "train.log", "train_rank1.log"]  # fmt: skip
 
@@ -88,30 +87,13 @@ def test_end_job_restores_the_launcher_environment(monkeypatch):
     assert ddp._launched == []
 
 
-class RecordDraws(L.Callback):
-    """Test helper: every rank writes the (dataset index, source id) of each training sample it
-    got, per epoch, to <run dir>/draws/rank<r>_epoch<e>.json."""
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.drawn: list[tuple[int, int]] = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.drawn += list(zip(batch["index"].tolist(), batch["source"].tolist(), strict=True))
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        folder = Path(trainer.default_root_dir) / DRAWS
-        folder.mkdir(exist_ok=True)
-        name = f"rank{trainer.global_rank}_epoch{trainer.current_epoch}.json"
-        (folder / name).write_text(json.dumps(self.drawn))
-
-
 @pytest.fixture(scope="module")
 def ddp_smoke_run(tmp_path_factory) -> tuple[Path, str]:
     """One `trainer=ddp_cpu` smoke run (2 processes, 2 epochs) that records its draws."""
     root = tmp_path_factory.mktemp("ddp")
     # no hydra.run.dir: the rank-1 child must not resolve ${now:...} into a second folder
     result = run_cli("anomaly_vit.train", *DDP, f"paths.root_dir={root}",
-                     "+callbacks.draws._target_=tests.test_ddp.RecordDraws")  # fmt: skip
+                     "+callbacks.draws._target_=tests.helpers.callbacks.RecordDraws")  # fmt: skip
     (run_dir,) = list((root / "outputs" / "runs").iterdir())
     return run_dir, result.stdout
 

@@ -24,8 +24,7 @@ from anomaly_vit.cli.check_data import check_data
 from anomaly_vit.cli.train import train
 from anomaly_vit.errors import UserError
 from tests.helpers import compose_config, paired_tree, run_cli, tiny
-
-SMOKE = ["debug=smoke", "callbacks.maps=null"]
+from tests.helpers.overrides import SMOKE
 
 
 class Trap:
@@ -237,7 +236,7 @@ def test_resumed_run_keeps_the_best_checkpoint_and_its_test_metrics(
     run_cli("anomaly_vit.train", *common, f"hydra.run.dir={full}")
     killed = run_cli(
         "anomaly_vit.train", *common, f"hydra.run.dir={part}",
-        "+callbacks.kill._target_=tests.test_resume.KillAfterEpoch", "+callbacks.kill.epoch=1", check=False,
+        "+callbacks.kill._target_=tests.helpers.callbacks.KillAfterEpoch", "+callbacks.kill.epoch=1", check=False,
     )  # fmt: skip
     assert killed.returncode == 17
     run_cli("anomaly_vit.train", *common, f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,55 +15,8 @@ from anomaly_vit.data.records import Record
 from anomaly_vit.data.resize import ResizeMode, fit_image, fit_mask, placement
 from anomaly_vit.data.sampler import MixSampler
 from tests.helpers import compose_config
-
-H_PX, W_PX = 40, 16  # portrait, like many real part photos
-
-
-def _photo(rng: np.random.Generator, defect: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A grey part with texture; a defect is a dark horizontal crack, with its mask."""
-    image = np.clip(rng.normal(150, 12, (H_PX, W_PX)), 0, 255).astype(np.uint8)
-    mask = np.zeros((H_PX, W_PX), dtype=bool)
-    if defect:
-        y = int(rng.integers(6, H_PX - 6))
-        x0 = int(rng.integers(0, W_PX // 2))
-        mask[y : y + 2, x0 : x0 + W_PX // 2] = True
-        image[mask] = 30
-    return image, mask
-
-
-def make_real_set(root: Path, n_items: int = 12, per_item: int = 3, seed: int = 0) -> Path:
-    """A tiny grayscale defect set with masks in all three layouts: manifest.csv, class folders
-    (folder/<class>/, masks in folder/masks/<class>/) and paired cameras (paired/left|right)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for item in range(n_items):
-        defective = item % 3 == 0  # a third of the items, one image in three of those
-        for k in range(per_item):
-            defect = defective and k == 0
-            label = "defect" if defect else "good"
-            image, mask = _photo(rng, defect)
-            name = f"it{item:02d}_{k}"
-            for rel in (f"images/{name}.png", f"folder/{label}/{name}.png"):
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(image).save(root / rel)
-            mask_rel = ""
-            if defect:
-                mask_rel = f"masks/{name}.png"
-                for rel in (mask_rel, f"folder/masks/{label}/{name}.png"):
-                    (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(mask.astype(np.uint8) * 255).save(root / rel)
-            rows.append([f"images/{name}.png", label, f"it{item:02d}", "single", mask_rel])
-            if k < 2:  # two cameras of the item's first two images
-                view = "left" if k == 0 else "right"
-                pair_label = "defect" if defective else "good"
-                rel = f"paired/{view}/{pair_label}/it{item:02d}.png"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(_photo(rng, defective)[0]).save(root / rel)
-    with (root / "manifest.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "item_id", "view", "mask"])
-        writer.writerows(rows)
-    return root
+from tests.helpers.overrides import TINY_REAL
+from tests.helpers.real_set import make_real_set
 
 
 @pytest.fixture(scope="module")
@@ -232,22 +184,6 @@ def test_records_relabelled_for_binary_keep_their_item_and_path():
 
 
 # ---------------------------------------------------------------------------------- learning
-TINY_REAL = [
-    "model.net.img_size=[48,24]",
-    "model.net.patch_size=8",
-    "model.net.embed_dim=48",
-    "model.net.depth=2",
-    "model.net.num_heads=2",
-    "trainer.max_epochs=12",
-    "callbacks.maps=null",
-    "callbacks.progress=null",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "data.progress=false",
-    "data.split.train=0.5",
-    "data.split.val=0.25",
-    "data.split.test=0.25",
-]
 
 
 def _fit(manifest: Path, tmp_path: Path, *overrides: str) -> dict:
