@@ -368,7 +368,7 @@ CONFIG_CASES = {
     ),
     "unknown stem": (
         ["model.net.stem=vit"],
-        ["model.net.stem='vit': use one of ['patch', 'conv']"],
+        ["model.net.stem='vit': use one of ['patch', 'conv', 'resnet']"],
     ),
     "unknown head fusion (maps)": (
         ["+setup=maps", "callbacks.maps.head_fusion=median"],
