@@ -101,3 +101,17 @@ def test_resampled_metrics_with_every_photo_once_are_torchmetrics_own():
     half = point_metrics(scores[:30], is_defect[:30], predicted[:30])
     for name, value in weighted_metrics(scores, is_defect, predicted, drawn).items():
         assert value[0] == pytest.approx(half[name], abs=1e-6), name
+
+
+def test_resamples_keep_the_defect_count_so_a_rare_class_never_drops_out():
+    # 2 defective photos in 102: a plain resample has none ~13 % of the time (undefined
+    # metrics); resampled within each class, every resample keeps both
+    scores, is_defect, predicted = _photos(2, 100, 0.5, 0.9)
+    intervals = bootstrap_intervals(scores, is_defect, predicted, Bootstrap(500, 0.95, seed=0))
+    for name, (low, high) in intervals.items():
+        assert math.isfinite(low) and math.isfinite(high), name
+    low, high = intervals["balanced_acc"]
+    # the defect recall can only be 0, 1/2 or 1: the interval ends sit on those steps
+    assert low == pytest.approx((0.0 + 0.9) / 2, abs=0.04) and high == pytest.approx(
+        (1.0 + 0.9) / 2, abs=0.04
+    )
