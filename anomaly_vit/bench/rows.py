@@ -114,7 +114,9 @@ class Rows:
                     shown=cells["AUROC"],
                     note=(
                         f"{cells['photos (defective)']} photos; AP {cells['AP']}; balanced acc "
-                        f"{cells['balanced acc']}; {cells['wall a fold']} a fold; "
+                        f"{cells['balanced acc']}; minus the peer (paired) "
+                        f"{cells['minus the peer, paired: AUROC; balanced acc']}; "
+                        f"{cells['wall a fold']} a fold; "
                         f"folds {cells['folds']}; {r['dir']}"
                     ),
                     details=r,

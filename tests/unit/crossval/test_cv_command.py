@@ -208,6 +208,9 @@ def test_the_bench_tabulates_both_arms_and_flags_other_folds(vit_cv, peer_cv, tm
         "cv_vit",
         "NOT cv_vit (same photos, other folds)",
     ]
+    minus = details[0]["minus_peer"]
+    assert minus["peer_dir"] == str(peer_cv[0]) and details[1]["minus_peer"] is None
+    assert minus["auroc"]["diff"] == pytest.approx(vit["auroc"] - peer["auroc"])
     low, high = peer["balanced_acc_ci"]
     shown = f"{peer['balanced_acc']:.3f} [{low:.3f}, {high:.3f}]"
     assert shown in printed and shown in (out / "bench.md").read_text()
