@@ -130,7 +130,13 @@ def test_only_some_folds_then_aggregate_pools_what_is_there(root, tmp_path, caps
     assert _cv(root, cv_dir, "cv.only=[1]") is None
     assert "fold(s) [0, 2] of 3 are not finished" in capsys.readouterr().out
     assert not (cv_dir / "cv_summary.json").exists()
-    summary = _cv(root, cv_dir, f"cv.dir={cv_dir}", "cv.aggregate=true")
+    peer_overrides = cv_overrides(root / "data" / "manifest.csv", root, "cv.folds=3", "cv.arm=peer")
+    peer = compose("cv", peer_overrides, cv_dir)
+    with pytest.raises(ValueError, match=r"cv\.arm=peer but cv\.dir=.* holds the vit arm's folds"):
+        cv_cli.cross_validate(peer)  # its scores would be pooled with the ViT's
+    # the aggregate call names no data or arm: the folder's own config says what it holds
+    summary = cv_cli.cross_validate(compose("cv", ["cv.aggregate=true"], cv_dir))
+    assert summary["config"]["arm"] == "vit" and summary["config"]["data"]["name"] == "manifest"
     assert summary["pooled"]["missing_folds"] == [0, 2] and summary["pooled"]["folds_pooled"] == [1]
     assert summary["pooled"]["n_images"] == summary["folds"][0]["n"] == 8
     assert "missing fold(s): [0, 2]" in capsys.readouterr().out
