@@ -78,7 +78,8 @@ def cross_validate(cfg: DictConfig) -> dict[str, Any] | None:
         torch.set_num_threads(int(settings.threads))
     if settings.get("aggregate"):
         folds = _recorded_folds(cv_dir)
-        return aggregate(cv_dir, folds, boot, _recorded_config(cv_dir), partial_ok=True)
+        config = _recorded_config(cv_dir) or _essentials(cfg, arm, folds)
+        return aggregate(cv_dir, folds, boot, config, partial_ok=True)
     plan = _plan(cfg, cv_dir)
     config = _claim_config(cv_dir, _essentials(cfg, arm, plan.folds))
     wanted = check_only(settings.get("only"), plan.folds)
@@ -96,7 +97,12 @@ def cross_validate(cfg: DictConfig) -> dict[str, Any] | None:
 
 
 def _recorded_config(cv_dir: Path) -> dict[str, Any]:
-    return read_json(cv_dir / CV_CONFIG_JSON) if (cv_dir / CV_CONFIG_JSON).is_file() else {}
+    """The folder's cv_config.json; for a folder made before it existed, the config of its
+    cv_summary.json; {} when neither is there yet."""
+    for path, key in ((cv_dir / CV_CONFIG_JSON, None), (cv_dir / CV_SUMMARY_JSON, "config")):
+        if path.is_file():
+            return read_json(path) if key is None else read_json(path).get(key, {})
+    return {}
 
 
 def _claim_config(cv_dir: Path, config: dict[str, Any]) -> dict[str, Any]:

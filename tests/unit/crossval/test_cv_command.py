@@ -140,6 +140,9 @@ def test_only_some_folds_then_aggregate_pools_what_is_there(root, tmp_path, caps
     assert summary["pooled"]["missing_folds"] == [0, 2] and summary["pooled"]["folds_pooled"] == [1]
     assert summary["pooled"]["n_images"] == summary["folds"][0]["n"] == 8
     assert "missing fold(s): [0, 2]" in capsys.readouterr().out
+    (cv_dir / "cv_config.json").unlink()  # a folder made before cv_config.json existed
+    again = cv_cli.cross_validate(compose("cv", ["cv.aggregate=true"], cv_dir))
+    assert again["config"] == summary["config"]  # read back from its cv_summary.json
 
 
 @pytest.mark.parametrize(
