@@ -22,7 +22,7 @@ from anomaly_vit.crossval.pooled import METRICS, Bootstrap, paired_difference, r
 from anomaly_vit.rundir import read_json
 
 HEADER = ("data", "arm", "model", "photos (defective)", "AUROC", "AP", "balanced acc",
-          "minus the peer, paired: AUROC; balanced acc", "wall a fold", "folds",
+          "minus the peer, paired: AUROC; balanced acc", "peer", "wall a fold", "folds",
           "same folds as")  # fmt: skip
 
 
@@ -95,21 +95,22 @@ def _same_folds(run: dict[str, Any], earlier: list[dict[str, Any]]) -> str | Non
 
 
 def _versus_peer(run: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """This arm minus the peer of the same photos in the same folds (paired bootstrap, with
-    this folder's bootstrap settings); None for the peer itself or without one."""
+    """This arm minus the strongest peer (highest pooled AUROC) of the same photos in the same
+    folds, paired bootstrap with this folder's settings; None for a peer or without one."""
     if run["summary"]["config"]["arm"] == "peer":
         return None
-    for other in runs:
-        if (
-            other["summary"]["config"]["arm"] == "peer"
-            and other["fold_of_photo"] == run["fold_of_photo"]
-        ):
-            boot = run["summary"]["pooled"]["bootstrap"]
-            settings = Bootstrap(int(boot["n_boot"]), float(boot["level"]), int(boot["seed"]))
-            return {"peer_dir": other["dir"]} | paired_difference(
-                run["oof"], other["oof"], settings
-            )
-    return None
+    peers = [
+        other
+        for other in runs
+        if other["summary"]["config"]["arm"] == "peer"
+        and other["fold_of_photo"] == run["fold_of_photo"]
+    ]
+    if not peers:
+        return None
+    best = max(peers, key=lambda other: other["summary"]["pooled"]["auroc"])
+    boot = run["summary"]["pooled"]["bootstrap"]
+    settings = Bootstrap(int(boot["n_boot"]), float(boot["level"]), int(boot["seed"]))
+    return {"peer_dir": best["dir"]} | paired_difference(run["oof"], best["oof"], settings)
 
 
 def _signed(diff: dict[str, Any]) -> str:
@@ -121,7 +122,6 @@ def compare(cv_dirs: list[Path]) -> dict[str, Any]:
     """One row per cv folder: pooled metrics with intervals, wall time a fold, and which
     earlier folder of the same photos it shares its folds with."""
     runs = [read_cv(Path(d)) for d in cv_dirs]
-    groups: dict[tuple, int] = {}  # the same photos in the same folds: one group
     rows = []
     for i, run in enumerate(runs):
         summary = run["summary"]
@@ -145,9 +145,6 @@ def compare(cv_dirs: list[Path]) -> dict[str, Any]:
                 "missing_folds": pooled.get("missing_folds", []),
                 "same_folds_as": same,
                 "minus_peer": versus,
-                "fold_group": groups.setdefault(
-                    tuple(sorted(run["fold_of_photo"].items())), len(groups)
-                ),
                 "cells": [
                     _data_name(config),
                     config["arm"],
@@ -157,6 +154,7 @@ def compare(cv_dirs: list[Path]) -> dict[str, Any]:
                     f"{_signed(versus['auroc'])}; {_signed(versus['balanced_acc'])}"
                     if versus
                     else "—",
+                    Path(versus["peer_dir"]).name if versus else "—",
                     f"{_duration(statistics.fmean(walls))} ({_duration(min(walls))}-"
                     f"{_duration(max(walls))})"
                     if walls
