@@ -18,11 +18,12 @@ from typing import Any
 
 from anomaly_vit.bench.report import markdown_table, plain_table
 from anomaly_vit.crossval.folds import CV_SUMMARY_JSON, OOF_CSV
-from anomaly_vit.crossval.pooled import METRICS, read_oof
+from anomaly_vit.crossval.pooled import METRICS, Bootstrap, paired_difference, read_oof
 from anomaly_vit.rundir import read_json
 
 HEADER = ("data", "arm", "model", "photos (defective)", "AUROC", "AP", "balanced acc",
-          "wall a fold", "folds", "same folds as")  # fmt: skip
+          "minus the peer, paired: AUROC; balanced acc", "peer", "wall a fold", "folds",
+          "same folds as")  # fmt: skip
 
 
 def run_arms(settings: dict[str, Any], overrides: list[str], out_dir: Path) -> list[Path]:
@@ -62,8 +63,9 @@ def read_cv(cv_dir: Path) -> dict[str, Any]:
             f"unfinished one with python -m anomaly_vit.cv cv.dir={cv_dir} cv.aggregate=true)."
         )
     summary = read_json(path)
-    fold_of_photo = {r["path"]: r["fold"] for r in read_oof(Path(cv_dir) / OOF_CSV)}
-    return {"dir": str(cv_dir), "summary": summary, "fold_of_photo": fold_of_photo}
+    oof = read_oof(Path(cv_dir) / OOF_CSV)
+    fold_of_photo = {r["path"]: r["fold"] for r in oof}
+    return {"dir": str(cv_dir), "summary": summary, "oof": oof, "fold_of_photo": fold_of_photo}
 
 
 def _data_name(config: dict[str, Any]) -> str:
@@ -92,17 +94,41 @@ def _same_folds(run: dict[str, Any], earlier: list[dict[str, Any]]) -> str | Non
     return None
 
 
+def _versus_peer(run: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """This arm minus the strongest peer (highest pooled AUROC) of the same photos in the same
+    folds, paired bootstrap with this folder's settings; None for a peer or without one."""
+    if run["summary"]["config"]["arm"] == "peer":
+        return None
+    peers = [
+        other
+        for other in runs
+        if other["summary"]["config"]["arm"] == "peer"
+        and other["fold_of_photo"] == run["fold_of_photo"]
+    ]
+    if not peers:
+        return None
+    best = max(peers, key=lambda other: other["summary"]["pooled"]["auroc"])
+    boot = run["summary"]["pooled"]["bootstrap"]
+    settings = Bootstrap(int(boot["n_boot"]), float(boot["level"]), int(boot["seed"]))
+    return {"peer_dir": best["dir"]} | paired_difference(run["oof"], best["oof"], settings)
+
+
+def _signed(diff: dict[str, Any]) -> str:
+    low, high = diff["ci"]
+    return f"{diff['diff']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def compare(cv_dirs: list[Path]) -> dict[str, Any]:
     """One row per cv folder: pooled metrics with intervals, wall time a fold, and which
     earlier folder of the same photos it shares its folds with."""
     runs = [read_cv(Path(d)) for d in cv_dirs]
-    groups: dict[tuple, int] = {}  # the same photos in the same folds: one group
     rows = []
     for i, run in enumerate(runs):
         summary = run["summary"]
         config, pooled = summary["config"], summary["pooled"]
         walls = [float(f["wall_s"]) for f in summary["folds"]]
         same = _same_folds(run, runs[:i])
+        versus = _versus_peer(run, runs)
         rows.append(
             {
                 "dir": run["dir"],
@@ -118,15 +144,17 @@ def compare(cv_dirs: list[Path]) -> dict[str, Any]:
                 "folds_pooled": pooled["folds_pooled"],
                 "missing_folds": pooled.get("missing_folds", []),
                 "same_folds_as": same,
-                "fold_group": groups.setdefault(
-                    tuple(sorted(run["fold_of_photo"].items())), len(groups)
-                ),
+                "minus_peer": versus,
                 "cells": [
                     _data_name(config),
                     config["arm"],
                     str(config["model"]),
                     f"{pooled['n_images']} ({pooled['n_defect']})",
                     *(_ci(pooled, name) for name in METRICS),
+                    f"{_signed(versus['auroc'])}; {_signed(versus['balanced_acc'])}"
+                    if versus
+                    else "—",
+                    Path(versus["peer_dir"]).name if versus else "—",
                     f"{_duration(statistics.fmean(walls))} ({_duration(min(walls))}-"
                     f"{_duration(max(walls))})"
                     if walls

@@ -89,7 +89,8 @@ class Rows:
 
     def _real_cv_rows(self) -> list[Row]:
         """One row per cv folder: pooled AUROC (value), AP and balanced accuracy with their
-        intervals; a ViT row's target is the pooled AUROC of the peer on the same folds."""
+        intervals; a ViT row's target is the pooled AUROC of the strongest peer on the same
+        folds (the one it is paired with)."""
         title = "cross-validated: pooled defect AUROC over every photo"
         settings = self.settings.get("real_cv") or {}
         if not (settings.get("manifest") or settings.get("cv_dirs")):
@@ -99,11 +100,11 @@ class Rows:
         if failed:
             return [failed]
         result = self.results["real_cv"]
-        peer_auroc = {r["fold_group"]: r["auroc"] for r in result["rows"] if r["arm"] == "peer"}
+        auroc_of = {r["dir"]: r["auroc"] for r in result["rows"]}
         rows = []
         for i, r in enumerate(result["rows"]):
             cells = dict(zip(HEADER, r["cells"], strict=True))
-            beside = peer_auroc.get(r["fold_group"]) if r["arm"] != "peer" else None
+            beside = auroc_of[r["minus_peer"]["peer_dir"]] if r["minus_peer"] else None
             rows.append(
                 Row(
                     f"8{chr(ord('a') + i)}" if i < 26 else f"8.{i}",
@@ -114,7 +115,10 @@ class Rows:
                     shown=cells["AUROC"],
                     note=(
                         f"{cells['photos (defective)']} photos; AP {cells['AP']}; balanced acc "
-                        f"{cells['balanced acc']}; {cells['wall a fold']} a fold; "
+                        f"{cells['balanced acc']}; minus the peer (paired) "
+                        f"{cells['minus the peer, paired: AUROC; balanced acc']} "
+                        f"({cells['peer']}); "
+                        f"{cells['wall a fold']} a fold; "
                         f"folds {cells['folds']}; {r['dir']}"
                     ),
                     details=r,

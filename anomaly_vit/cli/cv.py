@@ -26,6 +26,7 @@ from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule
 from anomaly_vit.crossval.arms import ARMS, FALLBACK, Arm, FoldOutcome
 from anomaly_vit.crossval.folds import (
+    CV_CONFIG_JSON,
     CV_PNG,
     CV_SUMMARY_JSON,
     FOLD_JSON,
@@ -77,8 +78,10 @@ def cross_validate(cfg: DictConfig) -> dict[str, Any] | None:
         torch.set_num_threads(int(settings.threads))
     if settings.get("aggregate"):
         folds = _recorded_folds(cv_dir)
-        return aggregate(cv_dir, folds, boot, _essentials(cfg, arm, folds), partial_ok=True)
+        config = _recorded_config(cv_dir) or _essentials(cfg, arm, folds)
+        return aggregate(cv_dir, folds, boot, config, partial_ok=True)
     plan = _plan(cfg, cv_dir)
+    config = _claim_config(cv_dir, _essentials(cfg, arm, plan.folds))
     wanted = check_only(settings.get("only"), plan.folds)
     print(
         f"cv: {plan.folds} folds of {len(plan.fold_of_item)} items ({arm.value} arm) in {cv_dir}; "
@@ -90,7 +93,32 @@ def cross_validate(cfg: DictConfig) -> dict[str, Any] | None:
             log.info("cv: fold %d is finished (%s): kept, not rerun", fold, fold_dir(cv_dir, fold))
             continue
         run_fold(cfg, plan, arm, cv_dir, fold)
-    return aggregate(cv_dir, plan.folds, boot, _essentials(cfg, arm, plan.folds))
+    return aggregate(cv_dir, plan.folds, boot, config)
+
+
+def _recorded_config(cv_dir: Path) -> dict[str, Any]:
+    """The folder's cv_config.json; for a folder made before it existed, the config of its
+    cv_summary.json; {} when neither is there yet."""
+    for path, key in ((cv_dir / CV_CONFIG_JSON, None), (cv_dir / CV_SUMMARY_JSON, "config")):
+        if path.is_file():
+            return read_json(path) if key is None else read_json(path).get(key, {})
+    return {}
+
+
+def _claim_config(cv_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The config essentials of the cv folder: written by its first run; a later run (resume,
+    cv.only) must train the same arm, or two models' scores would be pooled as one."""
+    recorded = _recorded_config(cv_dir)
+    if not recorded:
+        write_json(cv_dir / CV_CONFIG_JSON, config)
+        return config
+    if recorded.get("arm") != config["arm"]:
+        raise ValueError(
+            f"cv.arm={config['arm']} but cv.dir={cv_dir} holds the {recorded.get('arm')} arm's "
+            f"folds: pooling both would mix two models; use cv.arm={recorded.get('arm')} there, "
+            "or leave cv.dir unset for a new cv folder."
+        )
+    return recorded
 
 
 def _recorded_folds(cv_dir: Path) -> int:
@@ -260,7 +288,8 @@ def aggregate(
         if partial_ok:
             raise ValueError(f"{what}: nothing to pool yet; run them with cv.dir={cv_dir}.")
         print(
-            f"cv: {what}: run them (cv.dir={cv_dir} cv.only={missing}), or pool the finished "
+            f"cv: {what}: run them (cv.dir={cv_dir} cv.only=[{','.join(map(str, missing))}]), "
+            "or pool the finished "
             f"ones with cv.dir={cv_dir} cv.aggregate=true",
             flush=True,
         )

@@ -5,6 +5,8 @@ A cv folder (``outputs/cv/<time>_<name>/``) holds::
 
     folds.csv            item_id, source, label, fold: the assignment, written once and followed
                          on every later call (resume, cv.only, another process)
+    cv_config.json       arm, data, model, seeds, overrides of the first call (cv.aggregate
+                         reads it; a later call must train the same arm)
     splits/fold_<k>.csv  item_id, split, source: fold k's split (train.yaml `split_csv`)
     fold_<k>/            fold k's run dir; finished when cv_fold.json and oof_scores.csv exist
     oof_scores.csv, cv_summary.json, cv.png      the pooled result (anomaly_vit.crossval.pooled)
@@ -32,6 +34,7 @@ FOLD_JSON = "cv_fold.json"  # in a fold dir: its row of cv_summary.json "folds" 
 OOF_CSV = "oof_scores.csv"  # in a fold dir (its test photos) and in the cv dir (all of them)
 CV_SUMMARY_JSON = "cv_summary.json"  # the pooled result, in the cv dir
 CV_PNG = "cv.png"
+CV_CONFIG_JSON = "cv_config.json"  # the arm, data, model, seeds and overrides of the first run
 
 
 def fold_dir(cv_dir: Path, fold: int) -> Path:

@@ -96,25 +96,58 @@ def weighted_metrics(
     return {"auroc": auroc_b, "ap": ap_b, "balanced_acc": balanced_b}
 
 
+def resample_counts(is_defect: np.ndarray, boot: Bootstrap) -> np.ndarray:
+    """[n_boot, N]: how often each photo is drawn in each resample, drawn with replacement
+    within each class (every resample keeps the data's numbers of good and defective photos)."""
+    rng = np.random.default_rng(int(boot.seed))
+    n_d, n_g = int(is_defect.sum()), int((~is_defect).sum())
+    counts = np.zeros((int(boot.n_boot), len(is_defect)))
+    counts[:, is_defect] = rng.multinomial(n_d, np.full(n_d, 1.0 / n_d), size=int(boot.n_boot))
+    counts[:, ~is_defect] = rng.multinomial(n_g, np.full(n_g, 1.0 / n_g), size=int(boot.n_boot))
+    return counts
+
+
+def _interval(values: np.ndarray, level: float) -> list[float]:
+    tail = (1.0 - float(level)) / 2 * 100
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+
 def bootstrap_intervals(
     scores: np.ndarray, is_defect: np.ndarray, predicted: np.ndarray, boot: Bootstrap
 ) -> dict[str, list[float]]:
     """{metric: [low, high]}: percentile interval of `boot.n_boot` resamples of the photos,
-    drawn with replacement within each class (the class sizes stay the data's)."""
+    drawn with replacement within each class (`resample_counts`)."""
     scores = np.asarray(scores, dtype=np.float64)
     is_defect, predicted = np.asarray(is_defect, bool), np.asarray(predicted, bool)
-    n_d, n_g = int(is_defect.sum()), int((~is_defect).sum())
-    if not n_d or not n_g:
+    if is_defect.all() or not is_defect.any():
         return {name: [math.nan, math.nan] for name in METRICS}
-    rng = np.random.default_rng(int(boot.seed))
-    counts = np.zeros((int(boot.n_boot), len(scores)))
-    counts[:, is_defect] = rng.multinomial(n_d, np.full(n_d, 1.0 / n_d), size=int(boot.n_boot))
-    counts[:, ~is_defect] = rng.multinomial(n_g, np.full(n_g, 1.0 / n_g), size=int(boot.n_boot))
-    tail = (1.0 - float(boot.level)) / 2 * 100
-    values = weighted_metrics(scores, is_defect, predicted, counts)
+    values = weighted_metrics(scores, is_defect, predicted, resample_counts(is_defect, boot))
+    return {name: _interval(v, boot.level) for name, v in values.items()}
+
+
+def paired_difference(
+    rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, Any]], boot: Bootstrap
+) -> dict[str, dict[str, Any]]:
+    """{metric: {"diff": a - b, "ci": [low, high]}} of two arms scored on the same photos: each
+    resample draws the same photos for both, so what the photos share cancels out."""
+    by_path = {r["path"]: r for r in rows_b}
+    if set(by_path) != {r["path"] for r in rows_a} or len(by_path) != len(rows_a):
+        raise ValueError("a paired difference needs the same photos in both arms' oof_scores.csv")
+    scores_a, is_defect, predicted_a = arrays(rows_a)
+    scores_b, _, predicted_b = arrays([by_path[r["path"]] for r in rows_a])
+    point_a = point_metrics(scores_a, is_defect, predicted_a)
+    point_b = point_metrics(scores_b, is_defect, predicted_b)
+    if is_defect.all() or not is_defect.any():
+        return {n: {"diff": math.nan, "ci": [math.nan, math.nan]} for n in METRICS}
+    counts = resample_counts(is_defect, boot)
+    a = weighted_metrics(scores_a, is_defect, predicted_a, counts)
+    b = weighted_metrics(scores_b, is_defect, predicted_b, counts)
     return {
-        name: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
-        for name, v in values.items()
+        name: {
+            "diff": point_a[name] - point_b[name],
+            "ci": _interval(a[name] - b[name], boot.level),
+        }
+        for name in METRICS
     }
 
 

@@ -130,10 +130,19 @@ def test_only_some_folds_then_aggregate_pools_what_is_there(root, tmp_path, caps
     assert _cv(root, cv_dir, "cv.only=[1]") is None
     assert "fold(s) [0, 2] of 3 are not finished" in capsys.readouterr().out
     assert not (cv_dir / "cv_summary.json").exists()
-    summary = _cv(root, cv_dir, f"cv.dir={cv_dir}", "cv.aggregate=true")
+    peer_overrides = cv_overrides(root / "data" / "manifest.csv", root, "cv.folds=3", "cv.arm=peer")
+    peer = compose("cv", peer_overrides, cv_dir)
+    with pytest.raises(ValueError, match=r"cv\.arm=peer but cv\.dir=.* holds the vit arm's folds"):
+        cv_cli.cross_validate(peer)  # its scores would be pooled with the ViT's
+    # the aggregate call names no data or arm: the folder's own config says what it holds
+    summary = cv_cli.cross_validate(compose("cv", ["cv.aggregate=true"], cv_dir))
+    assert summary["config"]["arm"] == "vit" and summary["config"]["data"]["name"] == "manifest"
     assert summary["pooled"]["missing_folds"] == [0, 2] and summary["pooled"]["folds_pooled"] == [1]
     assert summary["pooled"]["n_images"] == summary["folds"][0]["n"] == 8
     assert "missing fold(s): [0, 2]" in capsys.readouterr().out
+    (cv_dir / "cv_config.json").unlink()  # a folder made before cv_config.json existed
+    again = cv_cli.cross_validate(compose("cv", ["cv.aggregate=true"], cv_dir))
+    assert again["config"] == summary["config"]  # read back from its cv_summary.json
 
 
 @pytest.mark.parametrize(
@@ -191,23 +200,39 @@ def test_the_bench_tabulates_both_arms_and_flags_other_folds(vit_cv, peer_cv, tm
         writer = csv.DictWriter(handle, fieldnames=list(OOF_COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
-    dirs = [vit_cv[0], peer_cv[0], shuffled]
+    perfect = tmp_path / "cv_perfect_peer"  # a stronger peer on the same folds
+    shutil.copytree(peer_cv[0], perfect)
+    rows = _rows(perfect / "oof_scores.csv")
+    for row in rows:
+        row["score"] = row["is_defect"]
+    with (perfect / "oof_scores.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(OOF_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = json.loads((perfect / "cv_summary.json").read_text())
+    summary["pooled"]["auroc"] = 1.0
+    (perfect / "cv_summary.json").write_text(json.dumps(summary))
+    dirs = [vit_cv[0], peer_cv[0], shuffled, perfect]
     out = tmp_path / "bench"
     cfg = compose("bench", ["bench=real_cv", f"real_cv.cv_dirs=[{','.join(map(str, dirs))}]"], out)
     run_bench(bench_settings(cfg), out)
     printed = capsys.readouterr().out
     payload = json.loads((out / "bench.json").read_text())
-    vit_row, peer_row, other_row = payload["rows"]
+    vit_row, peer_row, other_row, perfect_row = payload["rows"]
     vit, peer = vit_cv[1]["pooled"], peer_cv[1]["pooled"]
     assert vit_row["value"] == pytest.approx(vit["auroc"])
-    assert vit_row["target"] == {"op": ">=", "value": pytest.approx(peer["auroc"])}
+    assert vit_row["target"] == {"op": ">=", "value": 1.0}  # the strongest peer on its folds
     assert peer_row["target"] is None
     details = [r["details"] for r in payload["rows"]]
     assert [d["same_folds_as"] for d in details] == [
         None,
         "cv_vit",
         "NOT cv_vit (same photos, other folds)",
+        "cv_vit",
     ]
+    minus = details[0]["minus_peer"]
+    assert minus["peer_dir"] == str(perfect) and details[1]["minus_peer"] is None
+    assert minus["auroc"]["diff"] == pytest.approx(vit["auroc"] - 1.0)
     low, high = peer["balanced_acc_ci"]
     shown = f"{peer['balanced_acc']:.3f} [{low:.3f}, {high:.3f}]"
     assert shown in printed and shown in (out / "bench.md").read_text()

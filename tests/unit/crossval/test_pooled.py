@@ -11,6 +11,7 @@ from anomaly_vit.cli.cv import check_once
 from anomaly_vit.crossval.pooled import (
     Bootstrap,
     bootstrap_intervals,
+    paired_difference,
     point_metrics,
     pooled_maps,
     weighted_metrics,
@@ -101,3 +102,39 @@ def test_resampled_metrics_with_every_photo_once_are_torchmetrics_own():
     half = point_metrics(scores[:30], is_defect[:30], predicted[:30])
     for name, value in weighted_metrics(scores, is_defect, predicted, drawn).items():
         assert value[0] == pytest.approx(half[name], abs=1e-6), name
+
+
+def test_resamples_keep_the_defect_count_so_a_rare_class_never_drops_out():
+    # 2 defective photos in 102: a plain resample has none ~13 % of the time (undefined
+    # metrics); resampled within each class, every resample keeps both
+    scores, is_defect, predicted = _photos(2, 100, 0.5, 0.9)
+    intervals = bootstrap_intervals(scores, is_defect, predicted, Bootstrap(500, 0.95, seed=0))
+    for name, (low, high) in intervals.items():
+        assert math.isfinite(low) and math.isfinite(high), name
+    low, high = intervals["balanced_acc"]
+    # the defect recall can only be 0, 1/2 or 1: the interval ends sit on those steps
+    assert low == pytest.approx((0.0 + 0.9) / 2, abs=0.04) and high == pytest.approx(
+        (1.0 + 0.9) / 2, abs=0.04
+    )
+
+
+def test_a_paired_difference_only_varies_with_the_photos_the_arms_disagree_on():
+    scores_b, is_defect, predicted_b = _photos(100, 200, 0.8, 0.9)
+    scores_a, predicted_a = scores_b.copy(), predicted_b.copy()
+    misses = np.flatnonzero(is_defect & ~predicted_b)[:10]
+    scores_a[misses], predicted_a[misses] = 0.75, True  # arm a finds 10 more of 100 defects
+
+    def rows(scores, predicted):
+        return [{"path": f"p{i}.png", "score": s, "is_defect": int(d), "predicted": int(p)}
+                for i, (s, d, p) in enumerate(zip(scores, is_defect, predicted, strict=True))]  # fmt: skip
+
+    diff = paired_difference(rows(scores_a, predicted_a), rows(scores_b, predicted_b),
+                             Bootstrap(2000, 0.95, seed=2))  # fmt: skip
+    low, high = diff["balanced_acc"]["ci"]
+    assert diff["balanced_acc"]["diff"] == pytest.approx(10 / 100 / 2)
+    # only the 10 photos differ: the difference is Binomial(100, 0.1) / 200 per resample
+    assert high - low == pytest.approx(2 * Z_95 * math.sqrt(100 * 0.1 * 0.9) / 200, rel=0.15)
+    same = paired_difference(
+        rows(scores_b, predicted_b), rows(scores_b, predicted_b), Bootstrap(50)
+    )
+    assert all(d["diff"] == 0 and d["ci"] == [0.0, 0.0] for d in same.values())
