@@ -4,7 +4,8 @@ one line naming the key and what to do instead."""
 from __future__ import annotations
 
 import math
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
@@ -56,6 +57,13 @@ def check_classes(classes: list[str]) -> None:
             "class and at least one defect class; check the data.sources roots (one folder per "
             "class) or the manifest's label column."
         )
+
+
+def progress_bar_on(enable_progress_bar: bool, stream: TextIO | None = None) -> bool:
+    """`trainer.enable_progress_bar`, honoured only when `stream` (stdout) is a terminal: a bar
+    written to a file or pipe (a redirected run, a job log) leaves carriage-return frames."""
+    stream = sys.stdout if stream is None else stream
+    return bool(enable_progress_bar) and bool(getattr(stream, "isatty", lambda: False)())
 
 
 def without_progress_bars(callbacks: list, enable_progress_bar: bool) -> list:

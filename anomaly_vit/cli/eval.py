@@ -21,6 +21,7 @@ from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule
 from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.errors import task_wrapper
+from anomaly_vit.guards import progress_bar_on
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.rundir import CONFUSION_PNG, SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.stored_config import checked_data_config
@@ -61,7 +62,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(
             f"the data has classes {datamodule.classes} but the checkpoint {model.classes}."
         )
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
+    progress_bar = progress_bar_on(cfg.trainer.get("enable_progress_bar", True))
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=False, enable_progress_bar=progress_bar
+    )
     trainer.test(model, datamodule=datamodule)
     results = model.test_results
     save_confusion(

@@ -25,7 +25,7 @@ from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
 from anomaly_vit.cli.train import _prepare_lock, model_net, run_fit
 from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.errors import task_wrapper
-from anomaly_vit.guards import check_training_config, without_progress_bars
+from anomaly_vit.guards import check_training_config, progress_bar_on, without_progress_bars
 from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.ssl.data import PretrainData
 from anomaly_vit.ssl.module import SelfSupervisedViT
@@ -104,10 +104,15 @@ def build_pretrain(cfg: DictConfig) -> dict[str, Any]:
             rewind=cfg.get("rewind", False),
         )
     callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]
-    callbacks = without_progress_bars(callbacks, cfg.trainer.get("enable_progress_bar", True))
+    progress_bar = progress_bar_on(cfg.trainer.get("enable_progress_bar", True))
+    callbacks = without_progress_bars(callbacks, progress_bar)
     loggers = instantiate_list(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress_bar,
     )
     return {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 

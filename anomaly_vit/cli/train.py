@@ -28,7 +28,12 @@ from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
 from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.errors import UserError, task_wrapper
 from anomaly_vit.explain.evaluate import tensorboard_metrics
-from anomaly_vit.guards import check_classes, check_training_config, without_progress_bars
+from anomaly_vit.guards import (
+    check_classes,
+    check_training_config,
+    progress_bar_on,
+    without_progress_bars,
+)
 from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 
@@ -107,13 +112,18 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
         apply_finetune(model, cfg.finetune_from, trust_pickle=trust_pickle)
     callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]  # exact resume
     callbacks = best_trackers_first(callbacks)
-    callbacks = without_progress_bars(callbacks, cfg.trainer.get("enable_progress_bar", True))
+    progress_bar = progress_bar_on(cfg.trainer.get("enable_progress_bar", True))
+    callbacks = without_progress_bars(callbacks, progress_bar)
     loggers = instantiate_list(cfg.get("logger"))
     checkpoint_io = AtomicCheckpointIO()
     if cfg.get("checkpoint_in_background", True):
         checkpoint_io = AsyncCheckpointIO(checkpoint_io)  # copies the tensors, then writes aside
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[checkpoint_io],
+        enable_progress_bar=progress_bar,
     )
     scorer = cfg.get("explain_scores")
     return {

@@ -42,7 +42,10 @@ def test_each_image_is_scored_against_its_own_unflipped_mask(tmp_path, smoke_run
 
     model, _ = load_classifier(ckpt)
     images = torch.stack(
-        [torch.tensor(np.asarray(Image.open(root / f"img{i}.png"))).permute(2, 0, 1) for i in (0, 1)]
+        [
+            torch.tensor(np.asarray(Image.open(root / f"img{i}.png"))).permute(2, 0, 1)
+            for i in (0, 1)
+        ]
     )
     maps = explain_images(model, images, [KIND], good_class=model.good_index).maps
     patch = model.net.patch_embed.patch_size

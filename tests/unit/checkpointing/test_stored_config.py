@@ -43,7 +43,9 @@ def test_an_interpolation_in_stored_hyper_parameters_is_refused() -> None:
 def test_a_clean_stored_config_passes_and_loses_only_training_keys() -> None:
     stored = {**DATA, "batch_augment": {"_target_": "os.system"}, "demo": {"out_dir": "x"}}
     assert checked_data_config(stored, ORIGIN) == DATA
-    built = checked_model_hparams({**HPARAMS, "net": {**HPARAMS["net"], "pretrained": True}}, ORIGIN)
+    built = checked_model_hparams(
+        {**HPARAMS, "net": {**HPARAMS["net"], "pretrained": True}}, ORIGIN
+    )
     assert built["net"] == {**HPARAMS["net"], "pretrained": False, "weights_path": None}
 
 
