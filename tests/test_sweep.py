@@ -162,12 +162,16 @@ def test_optuna_search_survives_failing_trials(tmp_path):
     sweep_dir = tmp_path / "optuna"
     # every trial fails at once (an invalid mix): each scores -inf and the study still ends cleanly
     result = run_cli("anomaly_vit.train", "-m", "hparams_search=mix_lr", *SMOKE, f"paths.root_dir={tmp_path}",
-                     f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=2", "data.synthetic_fraction=1.5")  # fmt: skip
+                     f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=2", "data.synthetic_fraction=1.5",
+                     check=False)  # fmt: skip
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert best["best_value"] == -math.inf
     assert [job.failed for job in read_jobs(sweep_dir)] == [True, True]
-    assert "2 jobs (2 failed)" in (sweep_dir / "sweep_summary.md").read_text()
-    assert "data.synthetic_fraction must be in [0, 1]" in result.stdout + result.stderr
+    report = (sweep_dir / "sweep_summary.md").read_text()
+    assert "2 jobs (2 failed)" in report
+    # the report says why each failed, and the sweep's exit code says that jobs failed
+    assert report.count("data.synthetic_fraction must be in [0, 1]") == 2
+    assert result.returncode == 1 and "2 job(s) of the sweep failed" in result.stderr
 
 
 @pytest.mark.slow

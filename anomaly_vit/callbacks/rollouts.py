@@ -45,7 +45,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.errors import enum_value
+from anomaly_vit.errors import ConfigError, enum_value
 from anomaly_vit.explain.evaluate import SplitScorer, tensorboard_metrics
 from anomaly_vit.explain.predict import (
     COUNT_KEYS,
@@ -110,17 +110,17 @@ class RolloutDumper(L.Callback):
             ("evolution_max_columns", evolution_max_columns),
         ):
             if int(value) < 1:
-                raise ValueError(f"{KEY}.{key} must be >= 1, got {value}.")
+                raise ConfigError(f"{KEY}.{key} must be >= 1, got {value}.")
         if tolerance_px is not None and int(tolerance_px) < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"{KEY}.tolerance_px must be >= 0 pixels (or null for one patch), got {tolerance_px}."
             )
         if not 0.0 <= float(discard_ratio) < 1.0:
-            raise ValueError(f"{KEY}.discard_ratio must be in [0, 1), got {discard_ratio}.")
+            raise ConfigError(f"{KEY}.discard_ratio must be in [0, 1), got {discard_ratio}.")
         self.kinds = check_kinds(kinds, f"{KEY}.kinds")
         self.evolution_kind = evolution_kind or self.kinds[0]
         if self.evolution_kind not in self.kinds:
-            raise ValueError(
+            raise ConfigError(
                 f"{KEY}.evolution_kind={evolution_kind!r} is not among {KEY}.kinds={self.kinds}."
             )
         self.every_n_epochs = int(every_n_epochs)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from anomaly_vit.data.split import SPLITS
-from anomaly_vit.errors import enum_value
+from anomaly_vit.errors import ConfigError, enum_value
 from anomaly_vit.explain.predict import (
     MAP_KINDS,
     check_kinds,
@@ -136,9 +136,9 @@ class SplitScorer:
         key: str = KEY,
     ) -> None:
         if int(batch_size) < 1:
-            raise ValueError(f"{key}.batch_size must be >= 1, got {batch_size}.")
+            raise ConfigError(f"{key}.batch_size must be >= 1, got {batch_size}.")
         if split not in SPLITS:
-            raise ValueError(f"{key}: split {split!r} is not one of {list(SPLITS)}.")
+            raise ConfigError(f"{key}: split {split!r} is not one of {list(SPLITS)}.")
         self.split = str(split)
         self.kinds = None if kinds is None else check_kinds(kinds, f"{key}.kinds")
         self.batch_size = int(batch_size)
@@ -146,7 +146,7 @@ class SplitScorer:
         self.patch_positive_share = float(patch_positive_share)
         self.head_fusion = enum_value(HeadFusion, head_fusion, f"{key}.head_fusion")
         if not 0.0 <= float(discard_ratio) < 1.0:
-            raise ValueError(f"{key}.discard_ratio must be in [0, 1), got {discard_ratio}.")
+            raise ConfigError(f"{key}.discard_ratio must be in [0, 1), got {discard_ratio}.")
         self.discard_ratio = float(discard_ratio)
         self.device = device
         self.seed = int(seed)

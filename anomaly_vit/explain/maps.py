@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.explain.capture import (
     capture_attention,
     find_vision_transformer,
@@ -90,7 +91,7 @@ def attention_maps(
     """
     unknown = sorted(set(kinds) - set(MAP_METHODS))
     if unknown:
-        raise ValueError(f"unknown map kinds {unknown}; choose from {list(MAP_METHODS)}")
+        raise ConfigError(f"unknown map kinds {unknown}; choose from {list(MAP_METHODS)}")
     vit = find_vision_transformer(model)
     image_hw = (int(images_bchw.shape[-2]), int(images_bchw.shape[-1]))
     layout = token_layout(vit, image_hw)

@@ -22,6 +22,7 @@ from timm.layers import to_2tuple
 from torch import nn
 
 from anomaly_vit.checkpointing.load import load_checkpoint
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.explain.capture import find_vision_transformer
 from anomaly_vit.explain.maps import attention_maps
 from anomaly_vit.explain.readout import token_layout, upsample_maps
@@ -55,7 +56,7 @@ def check_kinds(kinds: Sequence[str], key: str) -> list[str]:
     kinds = [str(kind) for kind in ([kinds] if isinstance(kinds, str) else kinds)]
     unknown = [kind for kind in kinds if kind not in MAP_KINDS]
     if not kinds or unknown or len(set(kinds)) != len(kinds):
-        raise ValueError(
+        raise ConfigError(
             f"{key}={kinds} is not valid: list one or more distinct map kinds of {list(MAP_KINDS)}."
         )
     return kinds
@@ -130,7 +131,7 @@ def explain_images(
 def token_maps(model: nn.Module, images_bchw: torch.Tensor) -> dict[str, torch.Tensor]:
     """The token head's defect probability per patch, on the grid and upsampled to the image."""
     if getattr(model, "token_head", None) is None:
-        raise ValueError(
+        raise ConfigError(
             "map kind 'tokens' needs a model trained with the mask loss "
             "(model.mask_loss.weight > 0); drop 'tokens' from the map kinds."
         )
