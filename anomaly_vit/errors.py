@@ -142,7 +142,7 @@ def _log_traceback(error: BaseException) -> list[str]:
     )  # fmt: skip
     files = []
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename != os.devnull:
             handler.handle(record)
             files.append(handler.baseFilename)
     if not files:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -33,6 +34,10 @@ class ResumeHint(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception) -> None:
         if not isinstance(exception, KeyboardInterrupt):
             return
+        # let a background checkpoint write finish first (AsyncCheckpointIO); a failed write is
+        # reported by Lightning's own teardown
+        with contextlib.suppress(Exception):
+            trainer.strategy.checkpoint_io.teardown()
         config = getattr(pl_module, "run_config", {}) or {}
         run_dir = config.get("run_dir") or trainer.default_root_dir
         if not (Path(run_dir) / CHECKPOINTS_DIR / LAST_CHECKPOINT).is_file():
