@@ -32,7 +32,7 @@ def _cfg(error: BaseException, **keys):
 
 
 def test_bare_value_and_key_errors_are_bugs_not_user_errors() -> None:
-    assert USER_ERRORS == (ProjectError,)
+    assert (ProjectError,) == USER_ERRORS
     assert user_message(ValueError("x")) is None and user_message(KeyError("k")) is None
     assert user_message(ConfigError("data.x=1: use 2.")) == "data.x=1: use 2."
 
