@@ -220,7 +220,7 @@ def test_ckpt_path_and_finetune_from_together_are_refused(run_copy, tmp_path, qu
 def test_ctrl_c_prints_the_exact_resume_command(smoke_data_root, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     overrides = [*SMOKE, f"paths.root_dir={smoke_data_root}", "test=false",
-                 "+callbacks.interrupt._target_=tests.helpers.callbacks.InterruptAt",
+                 "+callbacks.interrupt._target_=tests.helpers.interrupt.InterruptAt",
                  "+callbacks.interrupt.epoch=2"]  # fmt: skip
     try:
         with pytest.raises(SystemExit) as info:

@@ -1,4 +1,4 @@
-"""Lightning callbacks the tests add to runs by Hydra target (`+callbacks.x._target_=...`)."""
+"""A Ctrl-C at a chosen step: a callback tests add to runs by Hydra target."""
 
 from __future__ import annotations
 
