@@ -197,6 +197,8 @@ def run_test(cfg: DictConfig, run: dict[str, Any]) -> dict[str, Any]:
         results["best_score"] = {monitored[0].monitor: float(monitored[0].best_model_score)}
     if cfg.get("test", True):
         trust_pickle = bool(cfg.get("trust_pickle", False))
+        # rank 0 writes the checkpoints (in the background): every rank waits until they exist
+        trainer.strategy.barrier("checkpoints written")
         best = checked_best_path(
             monitored[0].best_model_path if monitored else "", Path(cfg.paths.output_dir)
         )
