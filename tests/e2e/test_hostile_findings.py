@@ -275,3 +275,23 @@ def test_manifest_rows_outside_its_folder_can_be_refused_or_allowed(
     allowed = ManifestSource(csv_path=str(outside_manifest), name="real", outside_folder="allow")
     assert len(allowed.scan()) == 5
     assert not [r for r in caplog.records if "outside its folder" in r.getMessage()]
+
+
+# ------------------------------------------------------- a bug: one line, traceback in the log
+@pytest.mark.slow
+def test_a_bug_is_one_line_on_the_console_and_a_traceback_in_the_run_log(tmp_path) -> None:
+    """Across the process boundary (Hydra's run log): a callback built without its required
+    argument is a bug of the config's code path, not a user error."""
+    from tests.helpers import run_cli
+
+    run = tmp_path / "run"
+    result = run_cli("anomaly_vit.train", *SMOKE, f"paths.root_dir={tmp_path}", f"hydra.run.dir={run}",
+                     "+callbacks.bug._target_=tests.helpers.interrupt.InterruptAt", check=False)  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr[-2000:]
+    assert (
+        "a bug in anomaly_vit" in errors[0]
+        and f"the traceback is in {run / 'train.log'}" in errors[0]
+    )
+    assert "Traceback (most recent call last)" not in result.stderr
+    assert "Traceback (most recent call last)" in (run / "train.log").read_text()
