@@ -26,18 +26,23 @@ the configs use for the run dir: `avit.resume_run_dir` (train.yaml), `avit.run_d
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from omegaconf import OmegaConf
+
+from anomaly_vit.errors import STORAGE_ERRNOS, RunDirError, exit_with, storage_message
 
 HYDRA_DIR = ".hydra"
 CONFIG_FILE = "config.yaml"  # in HYDRA_DIR
@@ -57,6 +62,7 @@ TIMING_JSON = "timing.json"  # in ROLLOUTS_DIR
 SPLIT_CSV = "split.csv"
 DATA_REPORT_JSON = "data_report.json"
 SUMMARY_JSON = "summary.json"
+ERROR_TXT = "error.txt"  # a multirun job that failed: why, on one line (the sweep report reads it)
 PREDICTIONS_CSV = "predictions.csv"  # explain's output folder
 SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep_summary.csv", "sweep_summary.md", "sweep.png"  # multirun
 
@@ -210,7 +216,17 @@ _CLAIMED: dict[str, str] = {}  # new run dir asked for -> the folder this proces
 def claim_run_dir(new_run_dir: str) -> str:
     """Create `new_run_dir`, or `<new_run_dir>_2`, `_3`, ... when it exists: a folder no other
     run uses (two runs started in the same second with the same run_name get one each). The
-    creation is the claim (atomic), and a process claims once per name."""
+    creation is the claim (atomic), and a process claims once per name.
+
+    Runs while Hydra resolves the run dir: a name that climbs out of its folder (`..`), a
+    read-only or full disk exit with one line (`errors.exit_with`)."""
+    if ".." in Path(new_run_dir).parts:
+        exit_with(
+            RunDirError(
+                f"the run folder {new_run_dir} leaves the runs folder through '..': set run_name "
+                "to a plain name (letters, digits, - _ .), or hydra.run.dir to the folder you want."
+            )
+        )
     if new_run_dir not in _CLAIMED:
         for number in range(1, MAX_RUN_DIR_NUMBER + 1):
             candidate = new_run_dir if number == 1 else f"{new_run_dir}_{number}"
@@ -218,10 +234,14 @@ def claim_run_dir(new_run_dir: str) -> str:
                 Path(candidate).mkdir(parents=True, exist_ok=False)
             except FileExistsError:
                 continue
+            except OSError as error:
+                if error.errno not in STORAGE_ERRNOS:
+                    raise
+                exit_with(RunDirError(storage_message(error)))
             _CLAIMED[new_run_dir] = candidate
             break
         else:
-            raise ValueError(f"{new_run_dir}_1..{MAX_RUN_DIR_NUMBER} all exist: set run_name")
+            exit_with(RunDirError(f"{new_run_dir}_1..{MAX_RUN_DIR_NUMBER} all exist: set run_name"))
     return _CLAIMED[new_run_dir]
 
 
@@ -235,7 +255,16 @@ def resume_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
     if ckpt_path:
         path = Path(str(ckpt_path)).expanduser()
         if path.is_file() and path.parent.name == CHECKPOINTS_DIR:
-            return str(path.resolve().parents[1])
+            run_dir = path.resolve().parents[1]
+            if not os.access(run_dir, os.W_OK):
+                exit_with(
+                    RunDirError(
+                        f"ckpt_path={ckpt_path}: its run folder {run_dir} is read-only, so the "
+                        "resume cannot write into it: copy the run folder somewhere writable and "
+                        "resume from the copy, or start a new run from it with finetune_from=."
+                    )
+                )
+            return str(run_dir)
     return claim_run_dir(new_run_dir)
 
 
@@ -251,6 +280,49 @@ def hydra_subdir(run_dir: str, stamp: str) -> str:
     """
     existing = Path(str(run_dir)) / HYDRA_DIR / CONFIG_FILE
     return f"{HYDRA_DIR}/resume_{stamp}" if existing.is_file() else HYDRA_DIR
+
+
+LOCK_FILE = ".run.lock"  # in a run dir while a process trains in it (train, resume, pretrain)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold `<run_dir>/.run.lock` while a run writes into `run_dir`: a second process that
+    resumes the same run is refused with one line. The lock is the OS's (`flock`), so a process
+    that died (kill -9, power loss) holds nothing: its leftover file is taken over. The file
+    is removed on exit."""
+    path = Path(run_dir) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunDirError(
+            f"the run {run_dir} is in use by {holder} (lock file {path}): wait until it ends, "
+            "or resume a copy of the run folder; two processes writing one run would mix their "
+            "checkpoints and metrics."
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()  # releases the lock
+
+
+def last_checkpoint_note(run_dir: str | Path | None) -> str:
+    """Where the last good checkpoint of a run is, for messages: its path when one exists,
+    else that none was written yet (a run that fails in its first epoch)."""
+    last = Path(str(run_dir)) / CHECKPOINTS_DIR / LAST_CHECKPOINT if run_dir else None
+    if last is not None and last.is_file():
+        return f"The last good checkpoint is kept: {last}."
+    return "No checkpoint had been written yet."
 
 
 def recorded_split_csv(ckpt_path: str | Path | None) -> Path | None:

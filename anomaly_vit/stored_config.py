@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from anomaly_vit.errors import CheckpointError
+
 # what `data` of a training run may build (conf/data/*): the datamodule and the image sources,
 # by the path the configs name them with and by the module that defines them
 DATA_TARGETS = (
@@ -63,7 +65,7 @@ def _walk(tree: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 def _refuse_interpolations(tree: Any, prefix: str, origin: str) -> None:
     for key, value in _walk(tree, prefix):
         if isinstance(value, str) and INTERPOLATION in value:
-            raise ValueError(
+            raise CheckpointError(
                 f"{origin} stores {key}={value!r}, an interpolation: a checkpoint stores resolved "
                 "values only, so this file was altered; use a checkpoint written by "
                 "anomaly_vit.train."
@@ -83,7 +85,7 @@ def checked_data_config(
     _refuse_interpolations(data, "data", origin)
     for key, node in _walk(data, "data"):
         if isinstance(node, Mapping) and "_target_" in node and node["_target_"] not in allowed:
-            raise ValueError(
+            raise CheckpointError(
                 f"{origin} stores {key}._target_={node['_target_']!r}, which is not one of "
                 "anomaly_vit's data classes: a checkpoint may not choose what is built. If you "
                 "trust that class, add it to trusted_targets (e.g. "
@@ -99,7 +101,7 @@ def checked_model_hparams(hparams: Mapping[str, Any], origin: str) -> dict[str, 
     _refuse_interpolations(hparams, "hyper_parameters", origin)
     for key, node in _walk(hparams, "hyper_parameters"):
         if isinstance(node, Mapping) and "_target_" in node:
-            raise ValueError(
+            raise CheckpointError(
                 f"{origin} stores {key}._target_={node['_target_']!r}: a checkpoint may not "
                 "choose what is built; use a checkpoint written by anomaly_vit.train."
             )
@@ -108,7 +110,7 @@ def checked_model_hparams(hparams: Mapping[str, Any], origin: str) -> dict[str, 
         k for k in ("checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay") if net.get(k)
     ]
     if asks_for_files:
-        raise ValueError(
+        raise CheckpointError(
             f"{origin} stores hyper_parameters.net.{asks_for_files[0]}: a checkpoint's network "
             "may not load another file; use a checkpoint written by anomaly_vit.train."
         )

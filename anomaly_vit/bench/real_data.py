@@ -21,6 +21,7 @@ import hydra
 
 from anomaly_vit.bench.peer import PeerSettings, train_peer
 from anomaly_vit.compose import compose
+from anomaly_vit.errors import MissingFileError
 
 METRICS = ("test/auroc", "test/balanced_acc")
 
@@ -52,7 +53,7 @@ def run_real_data(settings: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Both models on every seed; per-seed results and mean/std per model and metric."""
     manifest = settings["manifest"]
     if not manifest or not Path(manifest).is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"real_data.manifest={manifest!r} is not a file: give the manifest CSV of a real "
             "defect set, e.g. real_data.manifest=../shared/datasets/kolektorsdd/manifest.csv"
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning as L
 
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.rundir import CURVES_PNG, METRICS_CSV, lineage_rows, read_metrics_csv
 from anomaly_vit.viz.curves import plot_curves
 
@@ -20,7 +21,9 @@ class CurvesPlotter(L.Callback):
         metrics_file: str = METRICS_CSV,
     ) -> None:
         if every_n_epochs <= 0:
-            raise ValueError(f"callbacks.curves.every_n_epochs must be >= 1, got {every_n_epochs}.")
+            raise ConfigError(
+                f"callbacks.curves.every_n_epochs must be >= 1, got {every_n_epochs}."
+            )
         self.filename = filename
         self.every_n_epochs = every_n_epochs
         self.metrics_file = metrics_file

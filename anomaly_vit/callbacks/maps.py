@@ -48,6 +48,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.maps.kinds import Explanation
 from anomaly_vit.maps.probes import Probes, dump_arrays, select_probes
 from anomaly_vit.maps.rollout import HeadFusion
@@ -113,14 +114,14 @@ class MapDumper(L.Callback):
             ("evolution_max_columns", evolution_max_columns),
         ):
             if int(value) < 1:
-                raise ValueError(f"{KEY}.{key} must be >= 1, got {value}.")
+                raise ConfigError(f"{KEY}.{key} must be >= 1, got {value}.")
         self.scorer = MapScorer(
             kinds, tolerance_px, patch_positive_share, head_fusion, discard_ratio, seed, key=KEY
         )
         self.kinds = list(self.scorer.kinds)  # as configured; `scorer.kinds_for`: for the model
         self.evolution_kind = evolution_kind or self.kinds[0]
         if self.evolution_kind not in self.kinds:
-            raise ValueError(
+            raise ConfigError(
                 f"{KEY}.evolution_kind={evolution_kind!r} is not among {KEY}.kinds={self.kinds}."
             )
         self.every_n_epochs = int(every_n_epochs)

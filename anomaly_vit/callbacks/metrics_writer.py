@@ -12,6 +12,7 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.rundir import METRICS_CSV, read_metrics_csv, write_dict_rows
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class EpochMetricsWriter(L.Callback):
 
     def __init__(self, filename: str = METRICS_CSV, confusion_every_n_epochs: int = 1) -> None:
         if int(confusion_every_n_epochs) < 0:
-            raise ValueError(
+            raise ConfigError(
                 "callbacks.metrics_writer.confusion_every_n_epochs must be >= 0 (0: never), "
                 f"got {confusion_every_n_epochs}."
             )

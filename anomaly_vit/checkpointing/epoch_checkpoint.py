@@ -5,6 +5,8 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from anomaly_vit.errors import ConfigError
+
 
 class GlobalEpochCheckpoint(ModelCheckpoint):
     """Save `epoch_XXXX.ckpt` when the GLOBAL epoch is a multiple of `every_n_epochs`.
@@ -18,7 +20,7 @@ class GlobalEpochCheckpoint(ModelCheckpoint):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("save_on_train_epoch_end", True)
         if not kwargs["save_on_train_epoch_end"]:
-            raise ValueError(
+            raise ConfigError(
                 "callbacks.checkpoint_periodic.save_on_train_epoch_end must be true: "
                 "GlobalEpochCheckpoint saves at the end of each training epoch."
             )

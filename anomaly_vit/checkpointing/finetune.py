@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from anomaly_vit.checkpointing.load import load_checkpoint
+from anomaly_vit.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def apply_finetune(model, ckpt_path: str, trust_pickle: bool = False) -> None:
             )
     mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if mismatched or not set(state) <= set(own):
-        raise ValueError(
+        raise CheckpointError(
             f"finetune_from={ckpt_path} was trained with a different architecture "
             f"(mismatched: {(mismatched or sorted(set(state) - set(own)))[:5]}); use the same "
             "model config as the parent run."
@@ -104,7 +105,7 @@ def _encoder_state(
     fresh = sorted(k for k in own if k not in state)
     missing = [k for k in fresh if k.startswith(prefix) and not k.startswith(dropped_prefixes)]
     if missing:
-        raise ValueError(
+        raise CheckpointError(
             f"finetune_from={ckpt_path} was pretrained with a different architecture (encoder "
             f"weights missing: {missing[:5]}); use the model config of the pretraining run."
         )

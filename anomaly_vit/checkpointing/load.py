@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from anomaly_vit.errors import CheckpointError, MissingFileError
 from anomaly_vit.rundir import CHECKPOINTS_DIR, LAST_CHECKPOINT
 
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
@@ -54,18 +55,18 @@ def load_checkpoint(
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(
+        raise CheckpointError(
             f"{key}={path} is a folder, not a checkpoint file; point it at a .ckpt file, e.g. "
             f"{checkpoint_in_folder(path)}."
         )
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{key}={path} does not exist; point it at a .ckpt file in a run's checkpoints/ folder."
         )
     with path.open("rb") as handle:
         head = handle.read(len(ZIP_MAGIC))
     if not (head.startswith(ZIP_MAGIC) or head[:1] == PICKLE_PROTOCOL_OPCODE):
-        raise ValueError(
+        raise CheckpointError(
             f"{key}={path} is not a checkpoint: the file was not written by torch.save (empty, "
             "text or another format); point it at a .ckpt file in a run's checkpoints/ folder."
         )
@@ -74,15 +75,27 @@ def load_checkpoint(
     except Exception as error:  # noqa: BLE001 - any unpickling failure becomes one clear message
         detail = " ".join(f"{type(error).__name__}: {error}".split())[:MAX_DETAIL_CHARS]
         if not trust_pickle and WEIGHTS_ONLY_FAILURE in str(error):
-            raise ValueError(
+            raise CheckpointError(
                 f"{key}={path} holds objects that safe loading (weights_only) refuses: "
                 f"{refused_globals(path, error)}. If you trust this file, set trust_pickle=true "
                 "to load it as a full pickle."
             ) from None
-        raise ValueError(
+        raise CheckpointError(
             f"{key}={path} is not a readable checkpoint, it is truncated or corrupt ({detail}); "
             "use another checkpoint of the run (e.g. the previous epoch_XXXX.ckpt)."
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{key}={path} is not a Lightning checkpoint (no 'state_dict').")
+        raise CheckpointError(f"{key}={path} is not a Lightning checkpoint (no 'state_dict').")
     return checkpoint
+
+
+def check_classifier_checkpoint(checkpoint: dict[str, Any], path: str | Path, key: str) -> None:
+    """A pretraining checkpoint (`anomaly_vit.pretrain`) has an encoder, no trained classifier:
+    eval and explain refuse it with the command that makes one from it."""
+    info = checkpoint.get("anomaly_vit") or {}
+    if info.get("pretrain") or "objective" in (checkpoint.get("hyper_parameters") or {}):
+        raise CheckpointError(
+            f"{key}={path} is a pretraining checkpoint (anomaly_vit.pretrain): its encoder has "
+            "no trained classifier to use here. Fine-tune it first: python -m anomaly_vit.train "
+            f"finetune_from={path} (with the pretraining's data and model overrides)."
+        )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from anomaly_vit.checkpointing.load import load_checkpoint
+from anomaly_vit.errors import CheckpointError, RunDirError
 from anomaly_vit.rundir import CHECKPOINTS_DIR, LAST_CHECKPOINT, METRICS_CSV, read_metrics_csv
 
 log = logging.getLogger(__name__)
@@ -18,13 +19,22 @@ log = logging.getLogger(__name__)
 FREE_TO_CHANGE = ("run_dir", "overrides", "hparams", "trainer", "finetune_from", "data.progress")
 
 
+# config essentials a resume takes from the checkpoint's state, whatever the config says
+RESTORED_FROM_CHECKPOINT = (
+    "model.optimizer",
+    "model.scheduler",
+    "pretrain.optimizer",
+    "pretrain.scheduler",
+)
+
+
 def check_new_run_dir(output_dir: Path, ckpt_path: str | None) -> None:
     """A run that does not resume (no `ckpt_path`) must not write into another run's folder."""
     if ckpt_path:
         return
     found = [p.name for p in (output_dir / METRICS_CSV, output_dir / CHECKPOINTS_DIR) if p.exists()]
     if found:
-        raise ValueError(
+        raise RunDirError(
             f"hydra.run.dir={output_dir} already holds a run ({', '.join(found)}): resume it with "
             f"ckpt_path={output_dir / CHECKPOINTS_DIR / LAST_CHECKPOINT}, or leave hydra.run.dir unset "
             "to start a new run in a new folder."
@@ -60,7 +70,7 @@ def check_no_truncation(ckpt_path: str, run_dir: Path, global_epoch: int, rewind
     later = [int(r["epoch"]) for r in read_metrics_csv(run_dir / METRICS_CSV)]
     later = [epoch for epoch in later if epoch > global_epoch]
     if later:
-        raise ValueError(
+        raise CheckpointError(
             f"ckpt_path={ckpt_path} is global epoch {global_epoch} but {run_dir} goes on to "
             f"epoch {max(later)}: resuming would drop epochs {min(later)}-{max(later)} "
             "(metrics.csv rows, TensorBoard points, last.ckpt). Resume from "
@@ -89,6 +99,14 @@ def check_resume(
             ckpt_path, run_dir, int(info.get("global_epoch", 0)) + 1, source,
         )  # fmt: skip
     changes = config_changes(info.get("config", {}), essentials)
+    ignored = [c for c in changes if c.startswith(RESTORED_FROM_CHECKPOINT)]
+    if ignored:
+        log.warning(
+            "ckpt_path=%s: %s ignored: a resume restores the optimizer and its learning-rate "
+            "schedule from the checkpoint. To train on with new settings, start a new run from "
+            "it with finetune_from=%s and drop ckpt_path.",
+            ckpt_path, "; ".join(ignored), ckpt_path,
+        )  # fmt: skip
     if changes:
         log.warning(
             "ckpt_path=%s: this config differs from the one the checkpoint was trained with, so "

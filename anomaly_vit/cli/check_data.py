@@ -18,7 +18,7 @@ from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule
 from anomaly_vit.data.bad_images import OnBadImage, on_bad_image_policy
 from anomaly_vit.data.report import render_report, write_report
-from anomaly_vit.errors import task_wrapper
+from anomaly_vit.errors import DataError, task_wrapper
 from anomaly_vit.rundir import DATA_REPORT_JSON
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
     print(f"\nData report written to {path}")
     bad = report["bad_files"]
     if policy == OnBadImage.ERROR and bad:
-        raise ValueError(
+        raise DataError(
             f"{len(bad)} bad image file(s), e.g. '{bad[0]['path']}' ({bad[0]['reason']}); with "
             "data.on_bad_image=error training stops at the first: fix or remove them (all are "
             f"listed in {path}), or set data.on_bad_image=skip"

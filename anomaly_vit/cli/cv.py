@@ -49,7 +49,13 @@ from anomaly_vit.crossval.pooled import (
     read_oof,
     spread,
 )
-from anomaly_vit.errors import enum_value, task_wrapper
+from anomaly_vit.errors import (
+    ConfigError,
+    MissingFileError,
+    RunDirError,
+    enum_value,
+    task_wrapper,
+)
 from anomaly_vit.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -124,7 +130,7 @@ def _claim_config(cv_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
 def _recorded_folds(cv_dir: Path) -> int:
     path = cv_dir / FOLDS_CSV
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"cv.aggregate=true: {path} does not exist, so {cv_dir} is not a cv folder; give "
             "cv.dir=<the cv folder> (outputs/cv/<time>_<name>)."
         )
@@ -146,7 +152,7 @@ def _plan(cfg: DictConfig, cv_dir: Path) -> FoldPlan:
         fold_of_item = read_folds_csv(recorded)
         n_recorded = max(fold_of_item.values()) + 1
         if n_recorded != plan.folds:
-            raise ValueError(
+            raise ConfigError(
                 f"cv.folds={plan.folds} but {recorded} holds {n_recorded} folds: use "
                 f"cv.folds={n_recorded} to carry on in {cv_dir}, or leave cv.dir unset for a new "
                 "cv folder."
@@ -286,7 +292,7 @@ def aggregate(
     if missing and not (partial_ok and done):
         what = f"fold(s) {missing} of {folds} are not finished in {cv_dir}"
         if partial_ok:
-            raise ValueError(f"{what}: nothing to pool yet; run them with cv.dir={cv_dir}.")
+            raise RunDirError(f"{what}: nothing to pool yet; run them with cv.dir={cv_dir}.")
         print(
             f"cv: {what}: run them (cv.dir={cv_dir} cv.only=[{','.join(map(str, missing))}]), "
             "or pool the finished "
@@ -322,7 +328,7 @@ def check_once(rows: list[dict[str, Any]]) -> None:
     seen: dict[str, int] = {}
     for row in rows:
         if row["path"] in seen:
-            raise ValueError(
+            raise RunDirError(
                 f"{row['path']} is scored by fold {seen[row['path']]} and fold {row['fold']}: "
                 "the folds' oof_scores.csv do not come from one set of folds; rerun those folds "
                 "in a new cv folder."

@@ -19,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule
-from anomaly_vit.checkpointing.load import load_checkpoint
-from anomaly_vit.errors import task_wrapper
+from anomaly_vit.checkpointing.load import check_classifier_checkpoint, load_checkpoint
+from anomaly_vit.errors import CheckpointError, ConfigError, DataError, task_wrapper
+from anomaly_vit.guards import progress_bar_on
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.rundir import CONFUSION_PNG, SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.stored_config import checked_data_config
@@ -33,13 +34,14 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test `cfg.ckpt_path` on the real test split; write summary.json and confusion.png."""
     if not cfg.get("ckpt_path"):
-        raise ValueError(
+        raise ConfigError(
             "ckpt_path is required: python -m anomaly_vit.eval ckpt_path=outputs/runs/<run>/checkpoints/best.ckpt"
         )
     checkpoint = load_checkpoint(cfg.ckpt_path, key="ckpt_path", trust_pickle=cfg.trust_pickle)
+    check_classifier_checkpoint(checkpoint, cfg.ckpt_path, "ckpt_path")
     info = checkpoint.get("anomaly_vit", {})
     if "data" not in info.get("config", {}):
-        raise ValueError(
+        raise CheckpointError(
             f"ckpt_path={cfg.ckpt_path} carries no data config; it was not written by anomaly_vit.train."
         )
     origin = f"ckpt_path={cfg.ckpt_path}"
@@ -51,17 +53,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     split_csv = cfg.get("split_csv") or recorded_split_csv(cfg.ckpt_path)
     if split_csv is None:
-        raise ValueError(
+        raise CheckpointError(
             f"ckpt_path={cfg.ckpt_path} has no split.csv beside its checkpoints/ folder, so the "
             "training run's test split is unknown; set split_csv=<run>/split.csv."
         )
     datamodule = build_datamodule(data_cfg, output_dir, split_csv)
     model = ViTClassifier.from_checkpoint(cfg.ckpt_path, checkpoint=checkpoint)
     if list(datamodule.classes) != model.classes:
-        raise ValueError(
+        raise DataError(
             f"the data has classes {datamodule.classes} but the checkpoint {model.classes}."
         )
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=False)
+    progress_bar = progress_bar_on(cfg.trainer.get("enable_progress_bar", True))
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=False, enable_progress_bar=progress_bar
+    )
     trainer.test(model, datamodule=datamodule)
     results = model.test_results
     save_confusion(

@@ -19,13 +19,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule, config_essentials, instantiate_list
+from anomaly_vit.callbacks.resume_hint import ResumeHint
 from anomaly_vit.checkpointing.atomic_io import AtomicCheckpointIO
 from anomaly_vit.checkpointing.resume import check_new_run_dir, check_resume
 from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
-from anomaly_vit.cli.train import _prepare_lock, model_net, run_fit
+from anomaly_vit.cli.train import _prepare_lock, model_net, run_dir_lock, run_fit
 from anomaly_vit.ddp import end_job, exclusive
-from anomaly_vit.errors import task_wrapper
-from anomaly_vit.guards import check_training_config, without_progress_bars
+from anomaly_vit.errors import ConfigError, task_wrapper
+from anomaly_vit.guards import check_training_config, progress_bar_on, without_progress_bars
 from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.ssl.data import PretrainData
 from anomaly_vit.ssl.module import SelfSupervisedViT
@@ -65,7 +66,7 @@ def check_pretrain_config(cfg: DictConfig) -> None:
         or not isinstance(lr, int | float)
         or not (math.isfinite(lr) and lr > 0)
     ):
-        raise ValueError(
+        raise ConfigError(
             f"pretrain.optimizer.lr={lr}: the learning rate must be a number > 0, e.g. 1.5e-3."
         )
     check_training_config(cfg)
@@ -103,11 +104,20 @@ def build_pretrain(cfg: DictConfig) -> dict[str, Any]:
             trust_pickle=trust_pickle,
             rewind=cfg.get("rewind", False),
         )
-    callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]
-    callbacks = without_progress_bars(callbacks, cfg.trainer.get("enable_progress_bar", True))
+    callbacks = [
+        *instantiate_list(cfg.get("callbacks")),
+        RNGStateCheckpoint(),
+        ResumeHint("pretrain"),
+    ]
+    progress_bar = progress_bar_on(cfg.trainer.get("enable_progress_bar", True))
+    callbacks = without_progress_bars(callbacks, progress_bar)
     loggers = instantiate_list(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress_bar,
     )
     return {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer}
 
@@ -116,6 +126,11 @@ def build_pretrain(cfg: DictConfig) -> dict[str, Any]:
 def pretrain(cfg: DictConfig) -> dict[str, Any]:
     """Fit the self-supervised objective (fresh, or resumed from `ckpt_path`); write summary.json."""
     L.seed_everything(cfg.seed, workers=True)
+    with run_dir_lock(Path(cfg.paths.output_dir)):
+        return _pretrain(cfg)
+
+
+def _pretrain(cfg: DictConfig) -> dict[str, Any]:
     run = build_pretrain(cfg)
     model, trainer = run["model"], run["trainer"]
     run_fit(cfg, run)  # train's: config text to TensorBoard, then fit (or resume)

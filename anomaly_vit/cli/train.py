@@ -5,8 +5,10 @@ Thin: `build_run(cfg)` builds every object from the config, then fit, test, summ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from anomaly_vit import CONF_DIR
 from anomaly_vit.build import build_datamodule, config_essentials, instantiate_list
+from anomaly_vit.callbacks.resume_hint import ResumeHint
 from anomaly_vit.checkpointing.atomic_io import AtomicCheckpointIO
 from anomaly_vit.checkpointing.best import best_trackers_first, checked_best_path
 from anomaly_vit.checkpointing.finetune import apply_finetune
@@ -26,10 +29,22 @@ from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.checkpointing.resume import check_new_run_dir, check_resume
 from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
 from anomaly_vit.ddp import end_job, exclusive
-from anomaly_vit.errors import UserError, task_wrapper
-from anomaly_vit.guards import check_classes, check_training_config, without_progress_bars
+from anomaly_vit.errors import ConfigError, UserError, task_wrapper
+from anomaly_vit.guards import (
+    check_classes,
+    check_training_config,
+    progress_bar_on,
+    without_progress_bars,
+)
 from anomaly_vit.maps.scorer import tensorboard_metrics
-from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
+from anomaly_vit.rundir import (
+    ERROR_TXT,
+    SUMMARY_JSON,
+    recorded_split_csv,
+    run_lock,
+    write_json,
+    write_text,
+)
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 
 log = logging.getLogger(__name__)
@@ -77,6 +92,12 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
     datamodule, model (resumed or fine-tuned weights wired in), callbacks, loggers, trainer."""
     output_dir = Path(cfg.paths.output_dir)
     resume_from, trust_pickle = cfg.get("ckpt_path"), cfg.get("trust_pickle", False)
+    if resume_from and cfg.get("finetune_from"):
+        raise ConfigError(
+            f"ckpt_path={resume_from} and finetune_from={cfg.finetune_from} are both set: "
+            "ckpt_path resumes that run (its weights, optimizer and epochs, into its folder), "
+            "finetune_from starts a new run from a checkpoint's weights; set only one."
+        )
     check_new_run_dir(output_dir, resume_from)
     check_training_config(cfg)
     with exclusive(_prepare_lock(cfg)):
@@ -100,21 +121,23 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
             trust_pickle=trust_pickle,
             rewind=cfg.get("rewind", False),
         )
-        if cfg.get("finetune_from"):
-            log.info(
-                "ckpt_path is set: resuming; weights and lineage come from it, not finetune_from."
-            )
     elif cfg.get("finetune_from"):
         apply_finetune(model, cfg.finetune_from, trust_pickle=trust_pickle)
-    callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint()]  # exact resume
+    # exact resume; on Ctrl-C, the command that resumes
+    callbacks = [*instantiate_list(cfg.get("callbacks")), RNGStateCheckpoint(), ResumeHint("train")]
     callbacks = best_trackers_first(callbacks)
-    callbacks = without_progress_bars(callbacks, cfg.trainer.get("enable_progress_bar", True))
+    progress_bar = progress_bar_on(cfg.trainer.get("enable_progress_bar", True))
+    callbacks = without_progress_bars(callbacks, progress_bar)
     loggers = instantiate_list(cfg.get("logger"))
     checkpoint_io = AtomicCheckpointIO()
     if cfg.get("checkpoint_in_background", True):
         checkpoint_io = AsyncCheckpointIO(checkpoint_io)  # copies the tensors, then writes aside
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[checkpoint_io],
+        enable_progress_bar=progress_bar,
     )
     scorer = cfg.get("explain_scores")
     return {
@@ -139,13 +162,21 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """`train` without its error handling: (the run's objects, its results). The model holds
     the tested (best) weights afterwards; cross-validation scores its fold with them."""
     L.seed_everything(cfg.seed, workers=True)
-    run = build_run(cfg)
-    run_fit(cfg, run)
-    results = run_test(cfg, run)
-    if run["trainer"].is_global_zero:
-        results |= run_map_scores(run, results)
-        summarise(cfg, run, results)
+    with run_dir_lock(Path(cfg.paths.output_dir)):
+        run = build_run(cfg)
+        run_fit(cfg, run)
+        results = run_test(cfg, run)
+        if run["trainer"].is_global_zero:
+            results |= run_map_scores(run, results)
+            summarise(cfg, run, results)
     return run, results
+
+
+def run_dir_lock(output_dir: Path) -> contextlib.AbstractContextManager:
+    """The run dir's lock (`rundir.run_lock`) in the launching process; DDP ranks > 0 write into
+    the run their rank 0 holds, so they take none."""
+    rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0)
+    return run_lock(output_dir) if rank == 0 else contextlib.nullcontext()
 
 
 def run_fit(cfg: DictConfig, run: dict[str, Any]) -> None:
@@ -173,6 +204,8 @@ def run_test(cfg: DictConfig, run: dict[str, Any]) -> dict[str, Any]:
         results["best_score"] = {monitored[0].monitor: float(monitored[0].best_model_score)}
     if cfg.get("test", True):
         trust_pickle = bool(cfg.get("trust_pickle", False))
+        # rank 0 writes the checkpoints (in the background): every rank waits until they exist
+        trainer.strategy.barrier("checkpoints written")
         best = checked_best_path(
             monitored[0].best_model_path if monitored else "", Path(cfg.paths.output_dir)
         )
@@ -244,9 +277,13 @@ def main(cfg: DictConfig) -> float | None:
         if not in_multirun():
             raise
         if isinstance(error, UserError):
-            log.error("job failed: %s; the sweep goes on", error.message)
+            reason = error.message
+            log.error("job failed: %s; the sweep goes on", reason)
         else:
+            reason = f"internal error (a bug): {type(error).__name__}: {error}"
             log.exception("job failed; the sweep goes on")
+        if rank_zero_only.rank == 0:  # the sweep report says why (one line)
+            write_text(Path(cfg.paths.output_dir) / ERROR_TXT, " ".join(reason.split()) + "\n")
         return worst_value()
     finally:
         end_job(failed=failed)

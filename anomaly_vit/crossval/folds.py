@@ -23,6 +23,7 @@ from typing import Any
 
 from anomaly_vit.data.scarce import keep_real_share
 from anomaly_vit.data.split import check_folds, fold_items, fold_split
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.rundir import read_json, write_csv
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def check_only(only: Any, folds: int) -> list[int]:
     wanted = [only] if isinstance(only, int) else list(only)
     bad = [k for k in wanted if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < folds]
     if bad or not wanted:
-        raise ValueError(
+        raise ConfigError(
             f"cv.only={only!r}: give fold numbers between 0 and {folds - 1} (cv.folds={folds}), "
             "e.g. cv.only=[0,2], or null for every fold."
         )
@@ -94,7 +95,7 @@ class FoldPlan:
     ) -> FoldPlan:
         """Folds of the real items of a `DataIndex` (after the checks of `check_folds`)."""
         if not 0.0 < float(val_share) < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"cv.val_share={val_share}: must be in (0, 1), the share of each fold's training "
                 "items carved out for validation (e.g. 0.25)."
             )

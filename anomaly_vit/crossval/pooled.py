@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
+from anomaly_vit.errors import ConfigError
+
 OOF_COLUMNS = ("path", "item", "fold", "label", "is_defect", "score", "predicted")
 METRICS = ("auroc", "ap", "balanced_acc")
 
@@ -35,9 +37,9 @@ class Bootstrap:
 
     def __post_init__(self) -> None:
         if int(self.n_boot) < 1:
-            raise ValueError(f"cv.bootstrap.n_boot must be >= 1, got {self.n_boot}.")
+            raise ConfigError(f"cv.bootstrap.n_boot must be >= 1, got {self.n_boot}.")
         if not 0.0 < float(self.level) < 1.0:
-            raise ValueError(f"cv.bootstrap.level must be in (0, 1), got {self.level}.")
+            raise ConfigError(f"cv.bootstrap.level must be in (0, 1), got {self.level}.")
 
 
 # --------------------------------------------------------------------------------- metrics

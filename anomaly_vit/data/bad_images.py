@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from anomaly_vit.data.image_io import BadImageError
 from anomaly_vit.data.records import Record
-from anomaly_vit.errors import enum_value
+from anomaly_vit.errors import DataError, enum_value
 from anomaly_vit.rundir import DATA_REPORT_JSON
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class BadImages:
         if self.policy == OnBadImage.ERROR:
             if isinstance(error, BadImageError):
                 raise BadImageError(error.path, f"{error.reason}; {SKIP_HINT}") from error
-            raise ValueError(f"{error} ({SKIP_HINT})") from error
+            raise DataError(f"{error} ({SKIP_HINT})") from error
         path = error.path if isinstance(error, BadImageError) else record.path
         reason = error.reason if isinstance(error, BadImageError) else str(error)
         if all(entry["path"] != path for entry in self.entries):

@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from anomaly_vit.errors import ConfigError
+
 
 class BatchAugment(torch.nn.Module):
     """Random flips, rotation + translation, brightness and contrast for an NCHW batch in [0, 255].
@@ -35,7 +37,7 @@ class BatchAugment(torch.nn.Module):
         super().__init__()
         for key, value in {"hflip": hflip, "vflip": vflip}.items():
             if not 0.0 <= value <= 1.0:
-                raise ValueError(
+                raise ConfigError(
                     f"data.batch_augment.{key} is a probability in [0, 1], got {value}."
                 )
         for key, value in {
@@ -45,7 +47,7 @@ class BatchAugment(torch.nn.Module):
             "contrast": contrast,
         }.items():
             if value < 0:
-                raise ValueError(f"data.batch_augment.{key} must be >= 0, got {value}.")
+                raise ConfigError(f"data.batch_augment.{key} must be >= 0, got {value}.")
         self.hflip, self.vflip = hflip, vflip
         self.degrees, self.translate = degrees, translate
         self.brightness, self.contrast = brightness, contrast

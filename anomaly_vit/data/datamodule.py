@@ -42,7 +42,7 @@ from anomaly_vit.data.resize import auto_size_hw, resize_mode, size_hw
 from anomaly_vit.data.sampler import MixSampler
 from anomaly_vit.data.scarce import check_mix_mode, check_real_fraction, epoch_length
 from anomaly_vit.data.split import SPLITS, check_ratios
-from anomaly_vit.errors import enum_value
+from anomaly_vit.errors import ConfigError, DataError, enum_value
 from anomaly_vit.rundir import SPLIT_CSV
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,9 @@ class MixedDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if not sources:
-            raise ValueError("data.sources is empty: configure at least one image source.")
+            raise ConfigError("data.sources is empty: configure at least one image source.")
         if synthetic_fraction is not None and not 0.0 <= float(synthetic_fraction) <= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"data.synthetic_fraction must be in [0, 1] (or null to use the raw weights), "
                 f"got {synthetic_fraction}."
             )
@@ -232,7 +232,7 @@ class MixedDataModule(L.LightningDataModule):
         index = self.prepare()
         self.records_of_split = index.records_of_splits(self.mix_weights, self.eval_sources)
         if not self.records_of_split["train"]:
-            raise ValueError("no training images: check data.sources and data.split.")
+            raise DataError("no training images: check data.sources and data.split.")
         for split in SPLITS:
             self.datasets[split], self.records_of_split[split] = decode_split(
                 self.records_of_split[split],

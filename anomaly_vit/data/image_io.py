@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from anomaly_vit.errors import DataError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -60,7 +62,7 @@ class ImageInfo:
     constant: bool = False  # every pixel has the same RGB value (a blank image)
 
 
-class BadImageError(ValueError):
+class BadImageError(DataError):
     """An image or mask file that cannot be decoded; the message names the file and a fix."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -22,6 +22,7 @@ from anomaly_vit.data.labels import (
 from anomaly_vit.data.records import Record, Source, SourceContext
 from anomaly_vit.data.scarce import UNUSED, keep_real_share
 from anomaly_vit.data.split import SPLITS, follow_recorded_split, split_items
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.rundir import write_csv
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,14 @@ def check_sources(sources: Mapping[str, object], eval_sources: Sequence[str] | N
     real = sorted(n for n, s in sources.items() if callable(getattr(s, "scan", None)))
     for name, source in sources.items():
         if name not in real:
-            raise ValueError(
+            raise ConfigError(
                 f"data.sources.{name} is not an image source (no _target_, got {source!r}): a "
                 f"weight or option must name one of the configured sources {real}; to add a "
                 f"source give data.sources.{name}._target_."
             )
     unknown = [n for n in eval_sources or [] if n not in sources]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"data.eval_sources names unknown source(s) {unknown}; configured sources: {real}."
         )
 
@@ -88,7 +89,7 @@ class DataIndex:
         for source_name in derived:
             base = self.sources[source_name].base
             if base not in self.sources:
-                raise ValueError(
+                raise ConfigError(
                     f"data.sources.{source_name}.base={base!r} names no source; "
                     f"known sources: {sorted(self.sources)}."
                 )
@@ -169,7 +170,7 @@ class DataIndex:
         if requested:
             unknown = labels - set(requested)
             if unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"labels {sorted(unknown)} are not in data.classes={list(requested)}; "
                     "add them to data.classes or remove those images."
                 )
@@ -219,9 +220,9 @@ def mix_weights(
     weights = {name: float(source.weight) for name, source in sources.items()}
     for name, weight in weights.items():
         if weight < 0:
-            raise ValueError(f"data.sources.{name}.weight must be >= 0, got {weight}.")
+            raise ConfigError(f"data.sources.{name}.weight must be >= 0, got {weight}.")
     if weights and sum(weights.values()) <= 0:
-        raise ValueError(
+        raise ConfigError(
             f"every mix weight is 0 ({', '.join(f'data.sources.{n}.weight' for n in weights)}"
             "): give at least one source a weight > 0."
         )
@@ -234,7 +235,7 @@ def mix_weights(
         total = sum(group.values())
         if share > 0 and total <= 0:
             kind = "synthetic" if synthetic else "real"
-            raise ValueError(
+            raise ConfigError(
                 f"data.synthetic_fraction={fraction} asks for {kind} images but no {kind} "
                 f"source has a weight > 0 (sources: {sorted(weights)})."
             )

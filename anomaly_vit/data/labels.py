@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 
 from anomaly_vit.data.records import Record, Source
+from anomaly_vit.errors import DataError
 
 
 class Task(StrEnum):
@@ -40,10 +41,19 @@ def apply_task(
         return {name: list(recs) for name, recs in records.items()}
     return {
         name: [
-            r if r.label == good_class else dataclasses.replace(r, label=defect_class) for r in recs
+            dataclasses.replace(r, label=task_label(r.label, task, good_class, defect_class))
+            for r in recs
         ]
         for name, recs in records.items()
     }
+
+
+def task_label(label: str, task: Task, good_class: str, defect_class: str) -> str:
+    """The class a label of the files is for `task`: binary maps every non-good label to
+    `defect_class`; multiclass keeps it."""
+    if task is Task.BINARY and label != good_class:
+        return defect_class
+    return label
 
 
 def check_synthetic_classes(
@@ -64,7 +74,7 @@ def check_synthetic_classes(
     if only and not allowed:
         names = sorted({n for ns in only.values() for n in ns})
         keys = ", ".join(f"data.sources.{n}.label" for n in names)
-        raise ValueError(
+        raise DataError(
             f"classes {sorted(only)} appear only in synthetic source(s) {names}; the real images "
             f"have {sorted(real)}. Set {keys} to one of the real classes (data.task=binary maps "
             "every defect to 'defect'), or data.allow_synthetic_only_classes=true to train on them."

@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from anomaly_vit.data.image_io import load_mask
+from anomaly_vit.data.index import is_derived
 from anomaly_vit.rundir import DATA_REPORT_JSON, write_json
 
 SPLITS = ("train", "val", "test")
@@ -167,6 +169,7 @@ def build_report(datamodule: Any) -> dict[str, Any]:
         "missing_classes": {split: cls for split, cls in missing.items() if cls},
         "labels_differing_by_case": dm.index.labels_differing_by_case,
         "items_with_several_labels": items_with_several_labels(dm),
+        "good_with_mask": good_images_with_a_defect_mask(dm),
     }
     balance, why = dm.balance
     report["task"] = dm.task.value
@@ -190,6 +193,24 @@ def items_with_several_labels(dm: Any) -> dict[str, list[str]]:
     return {item: sorted(found) for item, found in sorted(labels.items()) if len(found) > 1}
 
 
+def good_images_with_a_defect_mask(dm: Any) -> list[str]:
+    """Files of the good class whose mask marks defect pixels: a wrong label or a wrong mask.
+    The mask loss would teach the token head "defect here" on a good image."""
+    found = []
+    for name, records in dm.records.items():
+        if is_derived(dm.sources[name]):
+            continue
+        for record in records:
+            if record.label != dm.good_class or not record.mask_path:
+                continue
+            try:
+                if load_mask(record.mask_path).any():
+                    found.append(record.path)
+            except (OSError, ValueError):  # an unreadable mask is reported as a bad file
+                continue
+    return sorted(found)
+
+
 def problem_counts(report: dict[str, Any]) -> dict[str, int]:
     """How many of each kind of problem the report lists (all zero: clean data)."""
     return {
@@ -202,6 +223,7 @@ def problem_counts(report: dict[str, Any]) -> dict[str, int]:
         "constant_images": len(report["constant_images"]),
         "missing_classes": sum(len(v) for v in report["missing_classes"].values()),
         "labels_differing_by_case": len(report.get("labels_differing_by_case", [])),
+        "good_with_mask": len(report.get("good_with_mask", [])),
     }
 
 
@@ -243,6 +265,13 @@ def problem_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"labels {group} differ only by case and are {len(group)} different classes: "
             "rename them to one spelling if they are one class"
+        )
+    good_with_mask = report.get("good_with_mask", [])
+    if good_with_mask:
+        lines.append(
+            f"{len(good_with_mask)} image(s) labelled good whose mask marks a defect (fix the "
+            f"label or the mask; the mask loss would learn 'defect here' on a good image): "
+            f"{_more(good_with_mask, 5)}"
         )
     return lines
 

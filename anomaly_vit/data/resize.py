@@ -16,6 +16,7 @@ import numpy as np
 from timm.layers import to_2tuple
 
 from anomaly_vit.data.image_io import resize_image, resize_mask
+from anomaly_vit.errors import ConfigError, DataError
 
 
 class ResizeMode(StrEnum):
@@ -32,7 +33,7 @@ def resize_mode(value: str) -> ResizeMode:
         return ResizeMode(str(value))
     except ValueError:
         choices = [m.value for m in ResizeMode]
-        raise ValueError(f"data.resize={value!r}: use one of {choices}.") from None
+        raise ConfigError(f"data.resize={value!r}: use one of {choices}.") from None
 
 
 def size_hw(img_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -41,7 +42,7 @@ def size_hw(img_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
         int(v) for v in to_2tuple(tuple(img_size) if not isinstance(img_size, int) else img_size)
     )
     if height <= 0 or width <= 0:
-        raise ValueError(f"img_size={img_size}: height and width must be positive.")
+        raise ConfigError(f"img_size={img_size}: height and width must be positive.")
     return height, width
 
 
@@ -50,7 +51,7 @@ def auto_size_hw(aspects: list[float], pixel_budget: int, multiple: int) -> tupl
     about `pixel_budget` pixels, both sides multiples of `multiple` (the patch size), so an
     elongated part keeps its pixels instead of a letterbox's padding."""
     if not aspects:
-        raise ValueError("img_size=auto needs training images to measure their aspect ratio")
+        raise DataError("img_size=auto needs training images to measure their aspect ratio")
     aspect = sorted(aspects)[len(aspects) // 2]
     height = (pixel_budget * aspect) ** 0.5
     width = pixel_budget / height

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch.utils.data import Sampler
 
+from anomaly_vit.errors import DataError
+
 
 def counts_per_source(weights: Mapping[str, float], total: int) -> dict[str, int]:
     """Split `total` draws over sources by weight with the largest-remainder rule.
@@ -51,7 +53,7 @@ class MixSampler(Sampler[int]):
     ) -> None:
         missing = [name for name, w in weights.items() if w > 0 and not indices_by_source.get(name)]
         if missing:
-            raise ValueError(f"sources {missing} have a weight > 0 but no training images")
+            raise DataError(f"sources {missing} have a weight > 0 but no training images")
         self.indices_by_source = {name: list(ix) for name, ix in indices_by_source.items()}
         self.label_of_index = dict(label_of_index) if label_of_index is not None else None
         self.counts = counts_per_source(weights, samples_per_epoch)

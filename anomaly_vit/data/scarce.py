@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from enum import StrEnum
 
-from anomaly_vit.errors import enum_value
+from anomaly_vit.errors import ConfigError, enum_value
 
 UNUSED = "unused"
 TRAIN = "train"
@@ -37,7 +37,7 @@ def check_real_fraction(value: float | None) -> float:
     """`data.real_fraction` as a float in (0, 1] (null means 1)."""
     fraction = 1.0 if value is None else float(value)
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(
+        raise ConfigError(
             f"data.real_fraction must be in (0, 1] (the share of real training items kept), "
             f"got {value}."
         )
@@ -48,7 +48,7 @@ def check_mix_mode(mode: str, synthetic_fraction: float | None) -> MixMode:
     """`data.mix_mode` as a `MixMode`; `add` needs a synthetic_fraction below 1."""
     result = enum_value(MixMode, mode, "data.mix_mode")
     if result is MixMode.ADD and (synthetic_fraction is None or float(synthetic_fraction) >= 1):
-        raise ValueError(
+        raise ConfigError(
             f"data.mix_mode=add puts synthetic images on top of the real ones, so "
             f"data.synthetic_fraction must be a number in [0, 1), got {synthetic_fraction}; "
             f"use mix_mode=replace for synthetic-only epochs."

@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from anomaly_vit.errors import ConfigError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -15,10 +17,10 @@ def check_ratios(ratios: Mapping[str, float]) -> dict[str, float]:
     """Validate `data.split` ratios: keys train/val/test, non-negative, summing to 1."""
     unknown = set(ratios) - set(SPLITS)
     if unknown:
-        raise ValueError(f"data.split has unknown keys {sorted(unknown)}; use {list(SPLITS)}.")
+        raise ConfigError(f"data.split has unknown keys {sorted(unknown)}; use {list(SPLITS)}.")
     values = {name: float(ratios.get(name, 0.0)) for name in SPLITS}
     if any(v < 0 for v in values.values()) or abs(sum(values.values()) - 1.0) > 1e-6:
-        raise ValueError(
+        raise ConfigError(
             f"data.split ratios must be >= 0 and sum to 1, got {values}; e.g. "
             "data.split.train=0.6 data.split.val=0.2 data.split.test=0.2."
         )
@@ -92,12 +94,12 @@ def check_folds(label_of_item: Mapping[str, str], folds: int, good_class: str) -
     must hold a defective item, or its AUROC is undefined)."""
     n_defect = sum(1 for label in label_of_item.values() if label != good_class)
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(
+        raise ConfigError(
             f"cv.folds={folds!r}: must be an integer >= 2 (each fold tests one k-th of the items "
             "and trains on the rest), e.g. cv.folds=5."
         )
     if folds > n_defect:
-        raise ValueError(
+        raise ConfigError(
             f"cv.folds={folds} is more than the {n_defect} defective item(s) of the data "
             f"({len(label_of_item)} items): a fold would test no defect; use cv.folds<={n_defect} "
             "or add defective items."

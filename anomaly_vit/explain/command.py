@@ -30,9 +30,15 @@ from omegaconf import DictConfig
 
 from anomaly_vit.data.bad_images import OnBadImage
 from anomaly_vit.data.resize import ResizeMode
-from anomaly_vit.errors import enum_value, task_wrapper
+from anomaly_vit.errors import ConfigError, DataError, enum_value, task_wrapper
 from anomaly_vit.explain.checkpoint import load_classifier
-from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input, training_resize
+from anomaly_vit.explain.inputs import (
+    InputImage,
+    find_inputs,
+    load_input,
+    model_labels,
+    training_resize,
+)
 from anomaly_vit.maps.forward import image_size_hw
 from anomaly_vit.maps.kinds import Explanation, check_kinds
 from anomaly_vit.maps.scorer import (
@@ -149,12 +155,12 @@ def _accuracies(rows: list[dict[str, Any]], classes: list[str], good_class: str)
 def explain(cfg: DictConfig) -> dict[str, Any]:
     """Explain every image of `cfg.input` with the model of `cfg.ckpt_path` (see module doc)."""
     if not cfg.get("ckpt_path"):
-        raise ValueError(f"ckpt_path is required: {USAGE}")
+        raise ConfigError(f"ckpt_path is required: {USAGE}")
     if not cfg.get("input"):
-        raise ValueError(f"input is required: {USAGE}")
+        raise ConfigError(f"input is required: {USAGE}")
     on_bad_image = enum_value(OnBadImage, cfg.on_bad_image, "on_bad_image")
     if int(cfg.batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}.")
+        raise ConfigError(f"batch_size must be >= 1, got {cfg.batch_size}.")
     scorer = MapScorer(
         check_kinds(cfg.kinds, "kinds"),
         cfg.get("tolerance_px"),
@@ -168,7 +174,8 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     model.to(_device(str(cfg.device)))
     kinds = scorer.kinds_for(model)  # a mask-guided model's own map is always shown and scored
     table = ScoreTable(kinds)  # the images with a defect mask
-    items = find_inputs(cfg.input, cfg.get("masks"), model.classes)
+    relabel = model_labels(info, model.classes)  # a binary model: crack/ is its defect class
+    items = find_inputs(cfg.input, cfg.get("masks"), model.classes, relabel)
     size_hw = image_size_hw(model)
     resize = training_resize(info)
     tolerance_px = resolve_tolerance_px(model, cfg.get("tolerance_px"))
@@ -227,7 +234,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
                     row[f"{kind}/{name}"] = finite_or_blank(value)
             rows.append(row)
     if not rows:
-        raise ValueError(f"input={cfg.input}: no image could be read ({len(skipped)} skipped).")
+        raise DataError(f"input={cfg.input}: no image could be read ({len(skipped)} skipped).")
     columns = [*BASE_COLUMNS, *(f"{kind}/{name}" for kind in kinds for name in SCORE_NAMES)]
     write_dict_rows(output_dir / PREDICTIONS_CSV, columns, rows)
     summary = {

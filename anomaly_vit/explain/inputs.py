@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +31,10 @@ from anomaly_vit.data.image_io import (
     load_mask,
     load_rgb,
 )
+from anomaly_vit.data.labels import Task, task_label
 from anomaly_vit.data.resize import ResizeMode, fit_image, fit_mask
 from anomaly_vit.data.sources import ManifestSource
+from anomaly_vit.errors import DataError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +84,15 @@ def find_inputs(
     input_path: str | os.PathLike,
     masks: str | os.PathLike | None = None,
     classes: Sequence[str] | None = None,
+    relabel: Callable[[str], str] | None = None,
 ) -> list[InputImage]:
-    """List the images of `input_path` (folder, manifest CSV or image file) with labels and masks."""
+    """List the images of `input_path` (folder, manifest CSV or image file) with labels and masks.
+
+    `relabel` maps a label of the files (a folder name, a manifest label) to the model's class,
+    as training did (`model_labels`: a binary model's `crack/` folder is its defect class)."""
     root = Path(input_path).expanduser()
     if not root.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"input={root} does not exist: give a folder of images, a manifest CSV "
             "(path,label,item_id[,view,mask]) or an image file."
         )
@@ -95,15 +101,27 @@ def find_inputs(
         if root.suffix.lower() == MANIFEST_SUFFIX:
             if masks is not None:
                 log.warning("masks=%s is ignored for a manifest: its 'mask' column is used", masks)
-            return _manifest_inputs(root)
+            return _manifest_inputs(root, relabel)
         if not is_image_file(root):
-            raise ValueError(
+            raise DataError(
                 f"input={root} is neither an image ({', '.join(sorted(IMAGE_EXTENSIONS))}) nor a "
                 "manifest .csv: point input at a folder, a manifest or an image."
             )
         mask = _MaskIndex(masks_dir).find(root, Path(root.name)) if masks_dir else None
         return [InputImage(root, root.stem, None, mask)]
-    return _folder_inputs(root, masks_dir, classes)
+    return _folder_inputs(root, masks_dir, classes, relabel)
+
+
+def model_labels(info: dict, classes: Sequence[str]) -> Callable[[str], str]:
+    """A label of the files -> the model's class, through the task the checkpoint was trained
+    for (`data.task`): binary maps every label but the good class to the defect class."""
+    data = (info.get("config") or {}).get("data") or {}
+    good = str(data.get("good_class", "good"))
+    task = Task(str(data.get("task") or Task.MULTICLASS))
+    others = [c for c in classes if c != good]
+    if task is not Task.BINARY or len(classes) != 2 or good not in classes:
+        return lambda label: label
+    return lambda label: task_label(label, task, good, others[0])
 
 
 def _masks_dir(root: Path, masks: str | os.PathLike | None) -> Path | None:
@@ -113,9 +131,7 @@ def _masks_dir(root: Path, masks: str | os.PathLike | None) -> Path | None:
     path = Path(masks).expanduser()
     if not path.is_dir():
         problem = "is not a folder" if path.exists() else "does not exist"
-        raise FileNotFoundError(
-            f"masks={path} {problem}: point masks at the folder of mask images."
-        )
+        raise MissingFileError(f"masks={path} {problem}: point masks at the folder of mask images.")
     return path
 
 
@@ -177,16 +193,25 @@ def _shared_tail(image: Path, mask: Path) -> int:
 
 
 def _folder_inputs(
-    root: Path, masks_dir: Path | None, classes: Sequence[str] | None
+    root: Path,
+    masks_dir: Path | None,
+    classes: Sequence[str] | None,
+    relabel: Callable[[str], str] | None = None,
 ) -> list[InputImage]:
     paths = _visible_images(root, exclude=masks_dir)
     if not paths:
-        raise ValueError(
+        raise DataError(
             f"input={root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
             "point input at a folder of images or a manifest CSV."
         )
-    class_tree = bool(classes) and all(
-        p.parent != root and p.parent.name in set(classes) for p in paths
+    relabel = relabel or (lambda label: label)
+    # a class-folder tree: every image in a folder named after a class (after the task's
+    # mapping), at least one folder named after a model class (so `batch1/` is no label)
+    known = set(classes or ())
+    class_tree = (
+        bool(known)
+        and all(p.parent != root and relabel(p.parent.name) in known for p in paths)
+        and any(p.parent.name in known for p in paths)
     )
     masks = _MaskIndex(masks_dir) if masks_dir is not None else None
     rels = [p.relative_to(root) for p in paths]
@@ -195,14 +220,16 @@ def _folder_inputs(
         InputImage(
             path=path,
             name=name,
-            label=path.parent.name if class_tree else None,
+            label=relabel(path.parent.name) if class_tree else None,
             mask_path=masks.find(path, rel) if masks is not None else None,
         )
         for path, rel, name in zip(paths, rels, names, strict=True)
     ]
 
 
-def _manifest_inputs(csv_path: Path) -> list[InputImage]:
+def _manifest_inputs(
+    csv_path: Path, relabel: Callable[[str], str] | None = None
+) -> list[InputImage]:
     records = _InputManifest(csv_path=str(csv_path), name="input").scan()
     paths = [Path(r.path) for r in records]
     base = Path(os.path.commonpath([p.resolve().parent for p in paths]))
@@ -211,7 +238,7 @@ def _manifest_inputs(csv_path: Path) -> list[InputImage]:
         InputImage(
             path=path,
             name=name,
-            label=record.label,
+            label=relabel(record.label) if relabel else record.label,
             mask_path=Path(record.mask_path) if record.mask_path else None,
         )
         for record, path, name in zip(records, paths, names, strict=True)

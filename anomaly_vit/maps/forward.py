@@ -18,6 +18,7 @@ import torch
 from timm.layers import to_2tuple
 from torch import nn
 
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.maps.capture import (
     capture_attention,
     find_vision_transformer,
@@ -148,7 +149,7 @@ def captured_pass(
 def token_pass(batch: MapBatch, options: MapOptions) -> Iterator[ForwardPass]:
     """One gradient-free forward pass through the model's token head (`forward_with_tokens`)."""
     if getattr(batch.model, "token_head", None) is None:
-        raise ValueError(
+        raise ConfigError(
             "map kind 'tokens' needs a model trained with the mask loss "
             "(model.mask_loss.weight > 0); drop 'tokens' from the map kinds."
         )

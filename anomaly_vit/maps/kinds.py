@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.maps.forward import (
     ForwardPass,
     MapBatch,
@@ -115,7 +116,7 @@ def check_kinds(kinds: Sequence[str], key: str) -> list[str]:
     kinds = [str(kind) for kind in ([kinds] if isinstance(kinds, str) else kinds)]
     unknown = [kind for kind in kinds if kind not in MAP_KINDS]
     if not kinds or unknown or len(set(kinds)) != len(kinds):
-        raise ValueError(
+        raise ConfigError(
             f"{key}={kinds} is not valid: list one or more distinct map kinds of {list(MAP_KINDS)}."
         )
     return kinds
@@ -247,7 +248,7 @@ def attention_maps(
     captured = [k for k, spec in MAP_KINDS.items() if not spec.needs_token_head]
     unknown = sorted(set(kinds) - set(captured))
     if unknown:
-        raise ValueError(f"unknown map kinds {unknown}; choose from {captured}")
+        raise ConfigError(f"unknown map kinds {unknown}; choose from {captured}")
     batch = locate(model, images_bchw)
     options = MapOptions(head_fusion, discard_ratio, start_layer, good_class)
     specs = [MAP_KINDS[kind] for kind in kinds]

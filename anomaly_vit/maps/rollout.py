@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import torch
 
-from anomaly_vit.errors import enum_value
+from anomaly_vit.errors import ConfigError, enum_value
 
 
 class HeadFusion(StrEnum):
@@ -52,7 +52,7 @@ def discard_lowest(
     of the N - P unprotected entries are dropped, the smallest first (ties broken by position).
     """
     if not 0.0 <= discard_ratio < 1.0:
-        raise ValueError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
+        raise ConfigError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
     num_tokens = attn_bnn.shape[-1]
     num_candidates = num_tokens - num_protected_tokens
     num_drop = int(discard_ratio * num_candidates)
@@ -89,7 +89,7 @@ def attention_rollout(
     """
     layers = list(attn_per_layer)[start_layer:]
     if not layers:
-        raise ValueError(f"start_layer={start_layer} leaves no layer of {len(attn_per_layer)}")
+        raise ConfigError(f"start_layer={start_layer} leaves no layer of {len(attn_per_layer)}")
     joint_bnn: torch.Tensor | None = None
     with torch.autocast(device_type=layers[0].device.type, enabled=False):
         for attn_bhnn in layers:

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from anomaly_vit.data.split import SPLITS
-from anomaly_vit.errors import enum_value
+from anomaly_vit.errors import ConfigError, enum_value
 from anomaly_vit.maps.forward import patch_size_hw
 from anomaly_vit.maps.kinds import Explanation, check_kinds, explain_images, kinds_for
 from anomaly_vit.maps.rollout import HeadFusion
@@ -183,7 +183,7 @@ class MapScorer:
 
         self.kinds = None if kinds is None else check_kinds(kinds, name("kinds"))
         if tolerance_px is not None and int(tolerance_px) < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"{name('tolerance_px')} must be >= 0 pixels (or null for one patch), "
                 f"got {tolerance_px}."
             )
@@ -191,7 +191,7 @@ class MapScorer:
         self.patch_positive_share = float(patch_positive_share)
         self.head_fusion = enum_value(HeadFusion, head_fusion, name("head_fusion"))
         if not 0.0 <= float(discard_ratio) < 1.0:
-            raise ValueError(f"{name('discard_ratio')} must be in [0, 1), got {discard_ratio}.")
+            raise ConfigError(f"{name('discard_ratio')} must be in [0, 1), got {discard_ratio}.")
         self.discard_ratio = float(discard_ratio)
         self.seed = int(seed)
         self.key = key
@@ -254,9 +254,9 @@ class SplitScorer(MapScorer):
         key: str = KEY,
     ) -> None:
         if int(batch_size) < 1:
-            raise ValueError(f"{key}.batch_size must be >= 1, got {batch_size}.")
+            raise ConfigError(f"{key}.batch_size must be >= 1, got {batch_size}.")
         if split not in SPLITS:
-            raise ValueError(f"{key}: split {split!r} is not one of {list(SPLITS)}.")
+            raise ConfigError(f"{key}: split {split!r} is not one of {list(SPLITS)}.")
         super().__init__(
             kinds, tolerance_px, patch_positive_share, head_fusion, discard_ratio, seed, key
         )

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch.nn as nn
 from timm.layers import HybridEmbed, to_2tuple
 
+from anomaly_vit.errors import ConfigError
+
 
 def conv_stem(in_chans: int, channels: Sequence[int]) -> nn.Sequential:
     """Conv3x3(stride 2) + BatchNorm + ReLU per entry of `channels`."""
@@ -44,7 +46,7 @@ class ConvStemEmbed(HybridEmbed):
     ) -> None:
         patch = to_2tuple(patch_size)
         if patch[0] != patch[1] or 2 ** round(math.log2(patch[0])) != patch[0]:
-            raise ValueError(
+            raise ConfigError(
                 f"model.net.patch_size={patch_size}: a conv stem needs a square power-of-two patch size."
             )
         n_stages = round(math.log2(patch[0]))

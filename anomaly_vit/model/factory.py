@@ -11,6 +11,7 @@ import timm
 import torch.nn as nn
 from timm.layers import to_2tuple
 
+from anomaly_vit.errors import ConfigError, MissingFileError
 from anomaly_vit.model.conv_stem import ConvStemEmbed
 from anomaly_vit.model.resnet_stem import ResNetStemEmbed
 
@@ -43,17 +44,17 @@ def create_vit(
     if model_name not in timm.list_models():
         close = difflib.get_close_matches(model_name, timm.list_models(), n=5, cutoff=0.6)
         hint = f" Did you mean {close}?" if close else " See timm.list_models('vit*')."
-        raise ValueError(f"model.net.model_name={model_name!r} is not a timm model.{hint}")
+        raise ConfigError(f"model.net.model_name={model_name!r} is not a timm model.{hint}")
     if "img_size" in overrides and "patch_size" in overrides:
         img_h, img_w = to_2tuple(overrides["img_size"])
         patch_h, patch_w = to_2tuple(overrides["patch_size"])
         if img_h % patch_h or img_w % patch_w:
-            raise ValueError(
+            raise ConfigError(
                 f"model.net.img_size={overrides['img_size']} is not divisible by "
                 f"model.net.patch_size={overrides['patch_size']}: pick sizes so the patches tile the image."
             )
     if stem not in STEMS:
-        raise ValueError(
+        raise ConfigError(
             f"model.net.stem={stem!r}: use one of {list(STEMS)} ('patch': timm's patchify, "
             "'conv': convolutional stem, 'resnet': ResNet stages, a hybrid ViT)."
         )
@@ -66,7 +67,7 @@ def create_vit(
     if weights_path:
         path = Path(weights_path)
         if not path.is_file():
-            raise FileNotFoundError(f"model.net.weights_path={weights_path} does not exist.")
+            raise MissingFileError(f"model.net.weights_path={weights_path} does not exist.")
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         pretrained = True
     return timm.create_model(model_name, pretrained=pretrained, **kwargs)

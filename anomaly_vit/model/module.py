@@ -19,8 +19,8 @@ from torchmetrics.classification import (
 )
 from torchmetrics.functional.classification import binary_roc
 
-from anomaly_vit.checkpointing.load import load_checkpoint
-from anomaly_vit.errors import enum_value
+from anomaly_vit.checkpointing.load import check_classifier_checkpoint, load_checkpoint
+from anomaly_vit.errors import CheckpointError, ConfigError, DivergenceError, enum_value
 from anomaly_vit.model.factory import create_vit
 from anomaly_vit.model.mask_guidance import (
     Decision,
@@ -31,6 +31,7 @@ from anomaly_vit.model.mask_guidance import (
 )
 from anomaly_vit.model.optim import DEFAULT_OPTIMIZER, build_optimizer, check_factory
 from anomaly_vit.model.token_geometry import token_geometry
+from anomaly_vit.rundir import last_checkpoint_note
 from anomaly_vit.stored_config import checked_model_hparams
 
 TRAINING_HPARAMS = ("optimizer", "scheduler")  # never rebuilt from a checkpoint
@@ -83,17 +84,17 @@ class ViTClassifier(L.LightningModule):
         self.scheduler_factory = scheduler  # None: a constant learning rate
         self.classes = list(classes)
         if good_class not in self.classes:
-            raise ValueError(f"good_class={good_class!r} is not among the classes {self.classes}.")
+            raise ConfigError(f"good_class={good_class!r} is not among the classes {self.classes}.")
         self.good_index = self.classes.index(good_class)
         self.net = create_vit(num_classes=len(self.classes), **net)
         guidance = {"weight": 0.0, "sources": "both", "decision": "head"} | dict(mask_loss or {})
         self.mask_loss_weight = float(guidance["weight"])
         if self.mask_loss_weight < 0:
-            raise ValueError(f"model.mask_loss.weight must be >= 0, got {self.mask_loss_weight}.")
+            raise ConfigError(f"model.mask_loss.weight must be >= 0, got {self.mask_loss_weight}.")
         self.mask_sources = enum_value(MaskSources, guidance["sources"], "model.mask_loss.sources")
         self.decision = enum_value(Decision, guidance["decision"], "model.mask_loss.decision")
         if self.decision is not Decision.HEAD and self.mask_loss_weight == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"model.mask_loss.decision={self.decision.value} reads token scores, which only "
                 "the mask loss trains: set model.mask_loss.weight > 0 or decision=head."
             )
@@ -110,7 +111,7 @@ class ViTClassifier(L.LightningModule):
         self.register_buffer("defect_threshold", torch.tensor(0.5))
         weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
         if weights is not None and len(weights) != len(self.classes):
-            raise ValueError(
+            raise ConfigError(
                 f"model.class_weights has {len(weights)} entries for {len(self.classes)} classes."
             )
         self.register_buffer("class_weights", weights, persistent=False)
@@ -163,7 +164,7 @@ class ViTClassifier(L.LightningModule):
         self, batch: dict[str, torch.Tensor], token_logits: torch.Tensor
     ) -> torch.Tensor:
         if "mask" not in batch:
-            raise ValueError(
+            raise ConfigError(
                 "model.mask_loss.weight > 0 needs the training masks: set data.train_masks=true."
             )
         known = batch["mask_known"]
@@ -188,10 +189,10 @@ class ViTClassifier(L.LightningModule):
         if token_logits is not None:
             loss = loss + self.mask_loss_weight * self._mask_loss(batch, token_logits)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise DivergenceError(
                 f"non-finite training loss {loss.item()} at global epoch {self.global_epoch}, "
                 f"batch {batch_idx}: lower model.optimizer.lr or check the input images. "
-                "The last good checkpoint is kept in checkpoints/."
+                f"{last_checkpoint_note(self.run_config.get('run_dir'))}"
             )
         self.log(
             "global_epoch",
@@ -221,10 +222,11 @@ class ViTClassifier(L.LightningModule):
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits, token_logits = self.forward_with_tokens(batch["image"])
         if not bool(torch.isfinite(logits).all()):
-            raise FloatingPointError(
+            raise DivergenceError(
                 f"non-finite model outputs (NaN/inf) on {stage} images after global epoch "
                 f"{self.global_epoch}: the weights diverged in its last training steps; lower "
-                "model.optimizer.lr. The last good checkpoint is kept in checkpoints/."
+                "model.optimizer.lr. "
+                f"{last_checkpoint_note(self.run_config.get('run_dir'))}"
             )
         labels = batch["label"]
         is_defect = (labels != self.good_index).long()
@@ -348,9 +350,10 @@ class ViTClassifier(L.LightningModule):
         """
         if checkpoint is None:
             checkpoint = load_checkpoint(ckpt_path, key=key, trust_pickle=trust_pickle)
+        check_classifier_checkpoint(checkpoint, ckpt_path, key)
         hparams = checkpoint.get("hyper_parameters")
         if not hparams or "net" not in hparams or "classes" not in hparams:
-            raise ValueError(
+            raise CheckpointError(
                 f"{key}={ckpt_path} carries no model hyper-parameters; it was not written by "
                 "anomaly_vit.train."
             )

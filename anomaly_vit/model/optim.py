@@ -19,6 +19,8 @@ import torch
 from timm.optim import param_groups_weight_decay
 from torch import nn
 
+from anomaly_vit.errors import ConfigError
+
 DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05)
 
 
@@ -48,7 +50,7 @@ def warmup_cosine_schedule(
 def check_factory(factory: Any, key: str) -> None:
     """A one-line error unless `factory` is a partial target (null passes)."""
     if factory is not None and not callable(factory):
-        raise ValueError(
+        raise ConfigError(
             f"{key} must be a _partial_ target, e.g. {{_target_: torch.optim.AdamW, _partial_: "
             f"true, lr: 1.0e-3}} (see conf/model/vit_tiny64.yaml); got {factory!r}."
         )

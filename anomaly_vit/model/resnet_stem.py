@@ -15,6 +15,8 @@ import timm
 import torch.nn as nn
 from timm.layers import HybridEmbed, to_2tuple
 
+from anomaly_vit.errors import ConfigError
+
 # timm ResNet `features_only` output index by stride: act1 2, layer1 4, layer2 8, layer3 16, layer4 32
 FEATURE_INDEX_BY_STRIDE = {2: 0, 4: 1, 8: 2, 16: 3, 32: 4}
 
@@ -34,12 +36,12 @@ class ResNetStemEmbed(HybridEmbed):
     ) -> None:
         patch = to_2tuple(patch_size)
         if patch[0] != patch[1] or patch[0] not in FEATURE_INDEX_BY_STRIDE:
-            raise ValueError(
+            raise ConfigError(
                 f"model.net.patch_size={patch_size}: a ResNet stem needs a square patch of "
                 f"{sorted(FEATURE_INDEX_BY_STRIDE)} pixels (its stride)."
             )
         if not stem_model.startswith("resnet") or stem_model not in timm.list_models("resnet*"):
-            raise ValueError(
+            raise ConfigError(
                 f"model.net.stem_model={stem_model!r}: name a timm ResNet, e.g. resnet18, resnet34."
             )
         backbone = timm.create_model(

@@ -21,6 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from anomaly_vit.data.image_io import is_image_file, load_rgb
 from anomaly_vit.data.resize import ResizeMode, fit_image
 from anomaly_vit.data.sampler import MixSampler
+from anomaly_vit.errors import DataError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def load_unlabelled(
     """Every image file under `folder` (recursively), fitted to `input_hw`; bad files skipped."""
     root = Path(folder).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"pretrain.unlabelled_dir={folder} is not a folder: set it to a folder of images or null."
         )
     images, skipped = [], []
@@ -56,7 +57,7 @@ def load_unlabelled(
     for line in skipped:
         log.warning("pretrain.unlabelled_dir: skipped %s", line)
     if not images:
-        raise ValueError(f"pretrain.unlabelled_dir={folder} holds no readable image files.")
+        raise DataError(f"pretrain.unlabelled_dir={folder} holds no readable image files.")
     array = np.stack(images).transpose(0, 3, 1, 2)
     log.info("pretrain.unlabelled_dir: %d images (%d skipped)", len(images), len(skipped))
     return ImagesOnly(torch.from_numpy(np.ascontiguousarray(array)))

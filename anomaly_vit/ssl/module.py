@@ -16,9 +16,11 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from anomaly_vit.errors import ConfigError, DivergenceError
 from anomaly_vit.model.factory import create_vit
 from anomaly_vit.model.module import IMAGENET_MEAN, IMAGENET_STD
 from anomaly_vit.model.optim import DEFAULT_OPTIMIZER, build_optimizer, check_factory
+from anomaly_vit.rundir import last_checkpoint_note
 from anomaly_vit.ssl.objectives import build_objective, random_patch_mask
 
 ENCODER_PREFIX = "net."  # what a fine-tune loads
@@ -57,7 +59,7 @@ class SelfSupervisedViT(L.LightningModule):
         self.objective = build_objective(self.net, **options)
         self.mask_ratio = float(self.objective.mask_ratio)
         if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"pretrain.objective.mask_ratio must be in (0, 1), got {self.mask_ratio}."
             )
         self.epoch_offset = int(epoch_offset)
@@ -95,9 +97,10 @@ class SelfSupervisedViT(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.ssl_loss(batch["image"])
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise DivergenceError(
                 f"non-finite pretraining loss {loss.item()} at global epoch {self.global_epoch}: "
-                "lower pretrain.optimizer.lr. The last good checkpoint is kept in checkpoints/."
+                "lower pretrain.optimizer.lr. "
+                f"{last_checkpoint_note(self.run_config.get('run_dir'))}"
             )
         self.log(
             "global_epoch",

@@ -20,6 +20,8 @@ from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from anomaly_vit.errors import ConfigError
+
 
 def random_patch_mask(
     batch: int, num_patches: int, ratio: float, generator: torch.Generator | None = None
@@ -163,7 +165,7 @@ OBJECTIVES: dict[str, type[nn.Module]] = {"mae": MaskedAutoencoder, "simmim": Si
 def build_objective(vit: nn.Module, kind: str = "mae", **options) -> nn.Module:
     """The objective `kind` sized for `vit` (its width, token grid and patch size)."""
     if kind not in OBJECTIVES:
-        raise ValueError(f"pretrain.objective.kind={kind!r}: use one of {list(OBJECTIVES)}.")
+        raise ConfigError(f"pretrain.objective.kind={kind!r}: use one of {list(OBJECTIVES)}.")
     embed = vit.patch_embed
     try:
         return OBJECTIVES[kind](
@@ -173,7 +175,7 @@ def build_objective(vit: nn.Module, kind: str = "mae", **options) -> nn.Module:
             **options,
         )
     except TypeError as error:  # an option of the other objective (e.g. decoder_dim for simmim)
-        raise ValueError(
+        raise ConfigError(
             f"pretrain.objective ({kind}): {error}; pick the objective with ssl={kind} "
             "(conf/ssl/) and override only its own keys."
         ) from None

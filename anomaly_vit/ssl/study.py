@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from anomaly_vit.errors import ConfigError
 from anomaly_vit.rundir import METRICS_CSV, SUMMARY_JSON, read_json, read_metrics_csv
 
 
@@ -20,7 +21,7 @@ def study_row(run_dir: str | Path, threshold: float = 0.9) -> dict[str, Any]:
     run_dir = Path(run_dir)
     rows = read_metrics_csv(run_dir / METRICS_CSV)
     if not rows:
-        raise ValueError(f"{run_dir} has no {METRICS_CSV}: give the run dirs of training runs.")
+        raise ConfigError(f"{run_dir} has no {METRICS_CSV}: give the run dirs of training runs.")
     summary = read_json(run_dir / SUMMARY_JSON) if (run_dir / SUMMARY_JSON).is_file() else {}
     first_epoch = int(rows[0]["epoch"]) - 1  # the parent's global epoch (0 from scratch)
     reached = [r["epoch"] for r in rows if r.get("val/balanced_acc", math.nan) >= threshold]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ class SweepReport(Callback):
     """On `on_multirun_end`: sweep_summary.csv/.md and sweep.png (see `anomaly_vit.sweep.report`).
 
     A report that cannot be written is logged, never raised: the jobs' results stay on disk and
-    `avit-sweep-report <dir>` rebuilds it.
+    `avit-sweep-report <dir>` rebuilds it. When a job failed, the sweep exits 1 after the
+    report (whose "Failed jobs" list says why each failed).
     """
 
     def __init__(
@@ -27,7 +29,7 @@ class SweepReport(Callback):
         self.seed_keys = list(seed_keys)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from anomaly_vit.sweep.report import write_report
+        from anomaly_vit.sweep.report import read_jobs, write_report
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
@@ -41,3 +43,12 @@ class SweepReport(Callback):
             return
         log.info("sweep report: %s", ", ".join(str(p) for p in paths.values()))
         print(f"\nSweep report: {paths['md']}\n{paths['md'].read_text()}")
+        failed = [job for job in read_jobs(sweep_dir) if job.failed]
+        if failed:  # the sweep ran to its end, but it did not all work: say so in the exit code
+            message = (
+                f"{len(failed)} job(s) of the sweep failed ({', '.join(j.name for j in failed)}); "
+                f"why: {paths['md']} (## Failed jobs)"
+            )
+            log.error("%s", message)
+            print(f"\nerror: {message}", file=sys.stderr)
+            raise SystemExit(1)

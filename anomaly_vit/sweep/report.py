@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from anomaly_vit import rundir
+from anomaly_vit.errors import MissingFileError
 from anomaly_vit.sweep.heatmap import Cell, plot_heatmap
 from anomaly_vit.viz.sweep import SweepSeries, plot_sweep
 
@@ -43,6 +44,7 @@ class Job:
     overrides: dict[str, str]
     metrics: dict[str, float] = field(default_factory=dict)
     failed: bool = False
+    reason: str = ""  # why a failed job failed (its error.txt), when it says
 
 
 def _override_pair(text: str) -> tuple[str, str]:
@@ -69,7 +71,7 @@ def read_jobs(sweep_dir: str | Path) -> list[Job]:
     """Every job folder under `sweep_dir` (one with `.hydra/overrides.yaml`), in job order."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"sweep folder {sweep_dir} does not exist; pass a multirun folder (outputs/multiruns/<time>)."
         )
     jobs = []
@@ -84,9 +86,11 @@ def read_jobs(sweep_dir: str | Path) -> list[Job]:
             job.metrics = _job_metrics(rundir.read_json(folder / rundir.SUMMARY_JSON))
         except (OSError, ValueError):
             job.failed = True
+            error_txt = folder / rundir.ERROR_TXT
+            job.reason = error_txt.read_text().strip() if error_txt.is_file() else ""
         jobs.append(job)
     if not jobs:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{sweep_dir} holds no job folders (<n>/.hydra/overrides.yaml); is it a multirun folder?"
         )
     return jobs
@@ -295,8 +299,22 @@ def write_report(
             *table, sweep_dir / HEATMAP_NAME, row_key, column_key,
             f"{metric}: mean ± std over {', '.join(k for k in keys if k in seed_keys) or 'jobs'}",
         )  # fmt: skip
-    rundir.write_text(paths["md"], markdown(jobs, keys, seed_keys, metric, str(sweep_dir)))
+    text = markdown(jobs, keys, seed_keys, metric, str(sweep_dir)) + failure_lines(jobs)
+    rundir.write_text(paths["md"], text)
     return paths
+
+
+def failure_lines(jobs: Sequence[Job]) -> str:
+    """A Markdown list of the failed jobs and why each failed ("" when none failed)."""
+    failed = [job for job in jobs if job.failed]
+    if not failed:
+        return ""
+    lines = ["", "## Failed jobs", ""]
+    for job in failed:
+        given = " ".join(f"`{k}={v}`" for k, v in job.overrides.items())
+        why = job.reason or f"no reason recorded; see {job.path}/*.log"
+        lines.append(f"- job {job.name} ({given}): {why}")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

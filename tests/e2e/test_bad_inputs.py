@@ -30,6 +30,7 @@ def user_error(monkeypatch, overrides: list[str], run_dir: Path) -> str:
     assert info.value.code == 1
     message = info.value.message
     assert "\n" not in message and "Traceback" not in message
+    assert not message.startswith("internal error"), message  # a user error, not a bug
     return message
 
 
@@ -369,6 +370,22 @@ CONFIG_CASES = {
     "unknown stem": (
         ["model.net.stem=vit"],
         ["model.net.stem='vit': use one of ['patch', 'conv', 'resnet']"],
+    ),
+    "resnet stem patch size": (
+        ["model.net.stem=resnet", "model.net.patch_size=12", "model.net.img_size=48"],
+        ["model.net.patch_size=12: a ResNet stem needs a square patch"],
+    ),
+    "resnet stem model": (
+        ["model.net.stem=resnet", "+model.net.stem_model=vgg11"],
+        ["model.net.stem_model='vgg11': name a timm ResNet"],
+    ),
+    "unknown map kind (maps)": (
+        ["+setup=maps", "callbacks.maps.kinds=[gradcam]"],
+        ["callbacks.maps.kinds=['gradcam'] is not valid: list one or more distinct map kinds"],
+    ),
+    "explain_scores split": (
+        ["explain_scores.split=holdout"],
+        ["explain_scores: split 'holdout' is not one of"],
     ),
     "unknown head fusion (maps)": (
         ["+setup=maps", "callbacks.maps.head_fusion=median"],

@@ -504,16 +504,6 @@ def test_divergence_in_the_last_steps_of_an_epoch_is_one_line(
     )
 
 
-def test_progress_bar_callback_is_dropped_when_the_bar_is_off(smoke_data_root, tmp_path) -> None:
-    overrides = [
-        *SMOKE, f"paths.root_dir={smoke_data_root}", "trainer.max_epochs=1", "test=false",
-        "+callbacks.progress._target_=anomaly_vit.callbacks.progress.GlobalEpochProgressBar",
-        "trainer.enable_progress_bar=false",
-    ]  # fmt: skip
-    train(compose_config("train", overrides, tmp_path / "run"))
-    assert [r["epoch"] for r in _rows(tmp_path / "run")] == ["1"]
-
-
 def test_a_mask_of_another_aspect_ratio_is_warned(tmp_path, caplog) -> None:
     from PIL import Image
 

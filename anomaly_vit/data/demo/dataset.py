@@ -42,6 +42,7 @@ from anomaly_vit.data.demo.params import (
 )
 from anomaly_vit.data.demo.render import render_item
 from anomaly_vit.data.demo.sampling import sample_item_spec
+from anomaly_vit.errors import ConfigError
 
 
 def item_name(index: int) -> str:
@@ -107,11 +108,11 @@ def generate_demo(
     classes = tuple(classes)
     unknown = [c for c in classes if c != GOOD and c not in DEFECT_KINDS]
     if unknown or not classes:
-        raise ValueError(
+        raise ConfigError(
             f"demo classes must be a non-empty subset of {DEFAULT_CLASSES}, got {classes}"
         )
     if n_items < 1 or image_size < 8:
-        raise ValueError(f"need n_items >= 1 and image_size >= 8, got {n_items}, {image_size}")
+        raise ConfigError(f"need n_items >= 1 and image_size >= 8, got {n_items}, {image_size}")
     out = Path(out_dir)
     _clear_previous(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,13 @@ import numpy as np
 
 from anomaly_vit.data.image_io import ImageInfo, load_mask, load_rgb_info
 from anomaly_vit.data.records import Record, SourceContext
+from anomaly_vit.errors import DataError
 
 VIEW_SINGLE = "single"
 MAX_LISTED = 10  # how many offending files an error or warning lists before "... and N more"
 
 
-class SourceError(ValueError):
+class SourceError(DataError):
     """A data source is misconfigured or its files do not match the expected layout."""
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from anomaly_vit.data.image_io import IMAGE_EXTENSIONS, is_image_file
 from anomaly_vit.data.records import VIEWS_PAIRED, Record, SourceContext
 from anomaly_vit.data.sources.base import VIEW_SINGLE, BaseSource, SourceError, listing
-from anomaly_vit.errors import enum_value
+from anomaly_vit.errors import MissingFileError, enum_value
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _existing_dir(path: str | Path, key: str, what: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_dir():
         problem = "is not a folder" if path.exists() else "does not exist"
-        raise FileNotFoundError(f"{what} '{path}' ({key}) {problem}: fix {key} in the data config")
+        raise MissingFileError(f"{what} '{path}' ({key}) {problem}: fix {key} in the data config")
     return path
 
 

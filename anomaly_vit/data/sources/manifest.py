@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 
 from anomaly_vit.data.records import Record, SourceContext
 from anomaly_vit.data.sources.base import VIEW_SINGLE, BaseSource, SourceError, listing
+from anomaly_vit.errors import MissingFileError, enum_value
+
+log = logging.getLogger(__name__)
 
 MANIFEST_REQUIRED_COLUMNS = ("path", "label", "item_id")
 MANIFEST_OPTIONAL_COLUMNS = ("view", "mask")
+
+
+class OutsideFolder(StrEnum):
+    """What to do with manifest rows whose file lies outside the CSV's folder (`../`, an
+    absolute path elsewhere, a symlink out): `outside_folder`."""
+
+    REFUSE = "refuse"  # an error listing the rows
+    WARN = "warn"  # one warning listing them; they are read
+    ALLOW = "allow"  # read without comment (a manifest that points at a shared image store)
 
 
 class ManifestSource(BaseSource):
     """A CSV listing images: columns ``path,label,item_id`` and optional ``view,mask``.
 
     Relative image and mask paths resolve against the CSV's folder. An empty `view` is "single",
-    an empty `mask` means no mask. Extra columns are ignored. Rows keep the file's order.
+    an empty `mask` means no mask. Extra columns are ignored. Rows keep the file's order. Files
+    outside the CSV's folder (symlinks followed) are refused, warned about or allowed
+    (`outside_folder`).
     """
 
     def __init__(
@@ -27,9 +43,11 @@ class ManifestSource(BaseSource):
         name: str = "",
         synthetic: bool = False,
         weight: float = 1.0,
+        outside_folder: str = OutsideFolder.WARN,
     ) -> None:
         super().__init__(name=name, synthetic=synthetic, weight=weight)
         self.csv_path = str(csv_path)
+        self.outside_folder = enum_value(OutsideFolder, outside_folder, self.key("outside_folder"))
         self.classes = None if classes is None else [str(c) for c in classes]
 
     def scan(self, context: SourceContext | None = None) -> list[Record]:
@@ -37,7 +55,7 @@ class ManifestSource(BaseSource):
         key = self.key("csv_path")
         if not csv_path.is_file():
             problem = "is not a file" if csv_path.exists() else "does not exist"
-            raise FileNotFoundError(f"manifest '{csv_path}' ({key}) {problem}: fix {key}")
+            raise MissingFileError(f"manifest '{csv_path}' ({key}) {problem}: fix {key}")
         base = csv_path.parent
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -56,6 +74,7 @@ class ManifestSource(BaseSource):
         if not rows:
             raise SourceError(f"manifest '{csv_path}' has a header but no rows; add images")
         problems: list[str] = []
+        outside: list[str] = []
         records: list[Record] = []
         line_of_path: dict[Path, int] = {}
         for line, row in rows:
@@ -76,7 +95,11 @@ class ManifestSource(BaseSource):
                     f"line {line}: '{row['path']}' is listed twice (also line {line_of_path[same]})"
                 )
             line_of_path.setdefault(same, line)
+            if not _inside(base, path):
+                outside.append(f"line {line}: '{row['path']}' is '{path.resolve()}'")
             mask = self._resolve(base, row["mask"]) if row.get("mask") else None
+            if mask is not None and not _inside(base, mask):
+                outside.append(f"line {line}: mask '{row['mask']}' is '{mask.resolve()}'")
             if mask is not None and not mask.is_file():
                 problems.append(f"line {line}: mask '{row['mask']}' not found (looked at '{mask}')")
             if self.classes is not None and row["label"] not in self.classes:
@@ -94,6 +117,19 @@ class ManifestSource(BaseSource):
                     mask_path=None if mask is None else str(mask),
                 )
             )
+        if outside and self.outside_folder is not OutsideFolder.ALLOW:
+            said = (
+                f"manifest '{csv_path}' lists {len(outside)} file(s) outside its folder "
+                f"'{base.resolve()}' ({listing(outside)})"
+            )
+            key = self.key("outside_folder")
+            if self.outside_folder is OutsideFolder.REFUSE:
+                raise SourceError(
+                    f"{said}: move them under the CSV's folder, or set {key}=allow if the "
+                    "manifest is meant to point there."
+                )
+            log.warning("%s: check that these rows are meant (%s=allow: no warning, "
+                        "%s=refuse: an error)", said, key, key)  # fmt: skip
         if problems:
             raise SourceError(
                 f"manifest '{csv_path}' ({key}) has {len(problems)} problem(s): "
@@ -105,3 +141,8 @@ class ManifestSource(BaseSource):
     def _resolve(base: Path, value: str) -> Path:
         path = Path(value).expanduser()
         return path if path.is_absolute() else base / path
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """Whether `path` (symlinks followed) lies inside `folder`."""
+    return path.resolve().is_relative_to(folder.resolve())

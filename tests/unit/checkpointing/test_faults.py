@@ -20,7 +20,7 @@ import torch
 from anomaly_vit.checkpointing.atomic_io import AtomicCheckpointIO
 from anomaly_vit.checkpointing.load import load_checkpoint
 from anomaly_vit.checkpointing.rng_state import collect_rng_states, set_rng_states
-from anomaly_vit.errors import UserError
+from anomaly_vit.errors import RunDirError, UserError
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.train import train
 from tests.helpers import ROOT, compose_config, paired_tree, run_cli, tiny
@@ -39,8 +39,9 @@ def test_a_save_that_fails_midway_keeps_the_previous_checkpoint(tmp_path, monkey
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("anomaly_vit.checkpointing.atomic_io.torch.save", torn_save)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(RunDirError, match="the disk is full") as info:  # one line, what was kept
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    assert str(info.value).endswith(f"kept intact in {path.parent}: last.ckpt.")
     checkpoint = load_checkpoint(path)
     assert checkpoint["epoch"] == 1 and torch.equal(checkpoint["state_dict"]["w"], torch.ones(3))
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # temp file removed

@@ -146,25 +146,39 @@ def test_only_some_folds_then_aggregate_pools_what_is_there(root, tmp_path, caps
 
 
 @pytest.mark.parametrize(
-    ("folds", "message"),
+    ("override", "message"),
     [
-        (1, "cv.folds=1: must be an integer >= 2"),
-        (5, "cv.folds=5 is more than the 4 defective item(s) of the data (12 items)"),
+        ("cv.folds=1", "cv.folds=1: must be an integer >= 2"),
+        ("cv.folds=5", "cv.folds=5 is more than the 4 defective item(s) of the data (12 items)"),
+        ("cv.val_share=1.0", "cv.val_share=1.0: must be in (0, 1)"),
+        ("cv.bootstrap.n_boot=0", "cv.bootstrap.n_boot must be >= 1, got 0."),
     ],
 )
-def test_a_bad_fold_count_is_one_line_before_anything_trains(
-    root, tmp_path, folds, message, capsys, monkeypatch
+def test_a_bad_cv_setting_is_one_line_before_anything_trains(
+    root, tmp_path, override, message, capsys, monkeypatch
 ):
     monkeypatch.setenv("AVIT_TRACEBACK", "0")
     cv_dir = tmp_path / "cv"
     manifest = root / "data" / "manifest.csv"
-    cfg = compose("cv", cv_overrides(manifest, root, f"cv.folds={folds}"), cv_dir)
+    cfg = compose("cv", cv_overrides(manifest, root, override), cv_dir)
     with pytest.raises(UserError) as raised:
         cv_cli.cross_validate(cfg)
-    assert message in raised.value.message
+    assert raised.value.message.startswith(message)  # a user error, not "internal error ..."
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and message in err[0]
     assert sorted(p.name for p in cv_dir.iterdir()) == []  # no folds.csv, no fold dir
+
+
+def test_aggregate_of_a_folder_without_folds_is_one_line(root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AVIT_TRACEBACK", "0")
+    manifest = root / "data" / "manifest.csv"
+    cfg = compose("cv", cv_overrides(manifest, root, "cv.aggregate=true"), tmp_path / "not_cv")
+    with pytest.raises(UserError) as raised:
+        cv_cli.cross_validate(cfg)
+    assert raised.value.message.startswith("cv.aggregate=true: ")  # a user error, not a bug
+    assert "is not a cv folder; give cv.dir=<the cv folder>" in raised.value.message
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1
 
 
 @pytest.fixture(scope="module")
