@@ -101,6 +101,7 @@ def test_killed_right_after_an_epoch_with_the_background_writer(
     assert [int(r["epoch"]) for r in _rows(part)] == [1, 2]  # metrics.csv is written in-line
 
     resume = [*REFERENCE, *root, f"ckpt_path={part}/checkpoints/last.ckpt"]
+    time.sleep(1.1)  # event files sort by their creation second: the resumed run's comes after
     train(compose_config("train", resume, part))  # in process: the run dir is given
     _same_rows(reference_run, part)  # the epoch the writer lost is trained again, once
     # TensorBoard shows every epoch once: a point of an epoch trained again is purged
