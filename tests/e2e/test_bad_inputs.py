@@ -368,11 +368,11 @@ CONFIG_CASES = {
     ),
     "unknown stem": (
         ["model.net.stem=vit"],
-        ["model.net.stem='vit': use one of ['patch', 'conv']"],
+        ["model.net.stem='vit': use one of ['patch', 'conv', 'resnet']"],
     ),
-    "unknown head fusion (rollouts)": (
-        ["+setup=rollouts", "callbacks.rollouts.head_fusion=median"],
-        ["callbacks.rollouts.head_fusion='median': use one of ['mean', 'max', 'min']"],
+    "unknown head fusion (maps)": (
+        ["+setup=maps", "callbacks.maps.head_fusion=median"],
+        ["callbacks.maps.head_fusion='median': use one of ['mean', 'max', 'min']"],
     ),
     "unknown timm model": (
         ["model.net.model_name=vit_tiny_patch16_22"],
@@ -409,11 +409,11 @@ CONFIG_CASES = {
         ["callbacks.curves.every_n_epochs=0"],
         ["callbacks.curves.every_n_epochs=0: must be an integer >= 1"],
     ),
-    "every_n_epochs negative (rollouts)": (
-        ["+setup=rollouts", "callbacks.rollouts.every_n_epochs=-2"],
+    "every_n_epochs negative (maps)": (
+        ["+setup=maps", "callbacks.maps.every_n_epochs=-2"],
         [
-            "callbacks.rollouts.every_n_epochs=-2: must be an integer >= 1",
-            "set callbacks.rollouts=null",
+            "callbacks.maps.every_n_epochs=-2: must be an integer >= 1",
+            "set callbacks.maps=null",
         ],
     ),
 }
@@ -433,8 +433,8 @@ def test_config_and_layout_errors_are_one_clear_line(tmp_path, monkeypatch, case
                 (data / view / "dent").mkdir()
         elif override.startswith("+setup=manifest:"):
             extra += _manifest(tmp_path, data, override.removeprefix("+setup=manifest:"))
-        elif override == "+setup=rollouts":
-            base.remove("callbacks.rollouts=null")
+        elif override == "+setup=maps":
+            base.remove("callbacks.maps=null")
         else:
             extra.append(override.format(**names))
     message = user_error(monkeypatch, base + extra, tmp_path / "run")

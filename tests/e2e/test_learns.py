@@ -48,7 +48,7 @@ def _test_balanced_accuracy(tmp_path: Path, shuffle_labels: bool, lr: float) -> 
         "data.synthetic_fraction=0", "data.sources.painted.kinds=[scratch]",
         "+data.sources.painted.label_of_kind={scratch: spot}",
         "trainer.max_epochs=4", "model.scheduler.warmup_epochs=1", f"model.optimizer.lr={lr}",
-        "callbacks.rollouts=null", "callbacks.curves=null", "callbacks.checkpoint_periodic=null",
+        "callbacks.maps=null", "callbacks.curves=null", "callbacks.checkpoint_periodic=null",
         "explain_scores=null",
         "seed=3",
     ]  # fmt: skip

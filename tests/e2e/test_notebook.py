@@ -142,7 +142,7 @@ def test_notebook_tells_the_story_of_the_smoke_run(smoke_run, monkeypatch):
     assert f"dumps at global epochs {dumped}" in rollouts
     assert _images(cells["rollouts"]) == 1
     assert probe["probes"] == [4, len(dumped)]  # MAX_PROBES probes x dumps
-    assert "attn/<kind>/energy" in rollouts and "baseline_random" in rollouts
+    assert "maps/<kind>/energy" in rollouts and "baseline_random" in rollouts
     # absent inputs: a note, not a failure
     assert "no lineage" in _text(cells["lineage"])
     assert _images(cells["lineage"]) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 # a smoke training (tiny ViT, tiny demo set) that dumps no maps and scores none at the end: for
 # tests that read neither rollouts/ nor summary.json's "explain" block (the session smoke_run
 # fixture keeps both, and the tests of maps read it)
-SMOKE = ["debug=smoke", "callbacks.rollouts=null", "explain_scores=null"]
+SMOKE = ["debug=smoke", "callbacks.maps=null", "explain_scores=null"]
 
 # one epoch of it: a sweep job
 ONE_EPOCH = [*SMOKE, "trainer.max_epochs=1"]
@@ -29,7 +29,7 @@ TINY_REAL = [
     "model.net.depth=2",
     "model.net.num_heads=2",
     "trainer.max_epochs=12",
-    "callbacks.rollouts=null",
+    "callbacks.maps=null",
     "explain_scores=null",
     "callbacks.progress=null",
     "trainer.enable_progress_bar=false",

@@ -21,9 +21,9 @@ SOURCES = [
     ROOT / "Makefile",
     ROOT / "pyproject.toml",
 ]
-# pages the README links that are written on other branches (deploy, app, cross-validation);
+# pages the README links that are written on other branches (deploy, app);
 # remove a name once its page is merged
-WRITTEN_ELSEWHERE = {"docs/deploy.md", "docs/app.md", "docs/cv.md"}
+WRITTEN_ELSEWHERE = {"docs/deploy.md", "docs/app.md"}
 
 DOC_REF = re.compile(r"\bdocs/[\w/.-]*?\.md(?:#[\w-]+)?")
 README_REF = re.compile(r"\bREADME(?:'s)?,? \"([^\"]+)\"")

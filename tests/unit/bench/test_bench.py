@@ -165,7 +165,7 @@ def _epoch(role, train_s, val_s, images, plain_s, fetch_s=0.0, gap_s=0.0, epoch=
     )
     timing.actions[FETCH_ACTION] = fetch_s
     timing.actions["[Callback]CurvesPlotter.on_train_epoch_end"] = 0.1
-    timing.actions[VALIDATION_PREFIX + "[Callback]RolloutDumper.on_validation_epoch_end"] = 5.0
+    timing.actions[VALIDATION_PREFIX + "[Callback]MapDumper.on_validation_epoch_end"] = 5.0
     return timing
 
 
@@ -197,11 +197,7 @@ def test_action_table_keeps_validation_apart():
     names = [name for name, _, _ in action_table(measured)]
     assert names == [FETCH_ACTION, "[Callback]CurvesPlotter.on_train_epoch_end"]
     ((name, seconds, share),) = action_table(measured, validation=True)
-    assert (
-        name == "[Callback]RolloutDumper.on_validation_epoch_end"
-        and seconds == 5.0
-        and share == 2.5
-    )
+    assert name == "[Callback]MapDumper.on_validation_epoch_end" and seconds == 5.0 and share == 2.5
 
 
 def test_plain_batches_follow_the_pipeline_sampler_and_batch_size():
@@ -359,7 +355,7 @@ def test_real_data_rows_compare_the_recipe_and_the_peer_on_one_split(tmp_path):
     manifest = make_real_set(tmp_path / "set", n_items=24, per_item=3) / "manifest.csv"
     tiny = ["model.net.img_size=[48,24]", "model.net.patch_size=8", "model.net.embed_dim=32",
             "model.net.depth=1",
-            "model.net.num_heads=2", "trainer.max_epochs=2", "callbacks.rollouts=null",
+            "model.net.num_heads=2", "trainer.max_epochs=2", "callbacks.maps=null",
             "explain_scores=null"]  # fmt: skip
     out = tmp_path / "bench"
     run_cli(

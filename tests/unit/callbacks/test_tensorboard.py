@@ -53,7 +53,7 @@ def test_scalars_are_on_the_global_epoch_axis_and_equal_metrics_csv(
         rows = list(csv.DictReader(handle))
     epochs = list(range(1, smoke_summary["global_epoch"] + 1))
     tags = smoke_events.Tags()["scalars"]
-    for tag in (*EPOCH_SCALARS, *(t for t in tags if t.startswith("attn/"))):
+    for tag in (*EPOCH_SCALARS, *(t for t in tags if t.startswith("maps/"))):
         points = smoke_events.Scalars(tag)
         assert [p.step for p in points] == epochs, tag
         assert [p.value for p in points] == pytest.approx(
@@ -72,7 +72,7 @@ def test_validation_confusion_image_at_every_epoch(smoke_events, smoke_summary):
         assert decoded.shape[:2] == expected.shape[:2] == (image.height, image.width)
         assert decoded[..., :3].std() > 0  # a drawing, not a blank
     # and the rollout grids of the same epochs, from the rollout callback
-    assert [image.step for image in smoke_events.Images("attn/probes")] == [1, 2]
+    assert [image.step for image in smoke_events.Images("maps/probes")] == [1, 2]
 
 
 def test_resolved_config_is_text(smoke_events, smoke_summary):
@@ -98,7 +98,7 @@ def test_hparams_hold_the_real_test_metrics(smoke_events, smoke_summary):
     ).experiment
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     test = {k: v for k, v in smoke_summary["test"].items() if isinstance(v, float)}
-    explain = explain_tags(smoke_summary["explain"])  # the maps' scores (test_explain_evaluate)
+    explain = explain_tags(smoke_summary["explain"])  # the maps' scores (tests/unit/maps/test_scorer.py)
     assert {m.name.tag for m in experiment.metric_infos} == set(test) | set(explain)
     for tag, value in test.items():
         (point,) = smoke_events.Scalars(tag)

@@ -35,7 +35,7 @@ def test_finetune_numbers_epochs_from_the_parent_and_records_lineage(
     run_dir = tmp_path / "child"
     cfg = compose_config("train", [
         "debug=smoke", f"paths.root_dir={smoke_data_root}", f"finetune_from={parent_ckpt}",
-        "trainer.max_epochs=2", "callbacks.rollouts=null", "explain_scores=null",
+        "trainer.max_epochs=2", "callbacks.maps=null", "explain_scores=null",
         "callbacks.checkpoint_periodic.every_n_epochs=3",
         "data.synthetic_fraction=0.25", "model.optimizer.lr=5e-4", "trainer.enable_progress_bar=true",
         "callbacks.progress={_target_:anomaly_vit.callbacks.progress.GlobalEpochProgressBar}",

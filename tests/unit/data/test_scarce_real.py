@@ -139,7 +139,7 @@ def test_synthetic_pretrain_then_real_finetune_carries_epochs_and_lineage(data_r
     from anomaly_vit.train import train
 
     common = ["debug=smoke", f"paths.root_dir={data_root}", "trainer.max_epochs=1",
-              "callbacks.rollouts=null", "test=false", "data.real_fraction=0.5"]  # fmt: skip
+              "callbacks.maps=null", "test=false", "data.real_fraction=0.5"]  # fmt: skip
     pretrain = tmp_path / "pretrain"
     train(compose_config("train", [*common, "experiment=synthetic_pretrain",
                                    "data.sources.composite.weight=0"], pretrain))  # fmt: skip

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from anomaly_vit.explain.checkpoint import load_classifier
 from anomaly_vit.explain.command import BASE_COLUMNS, SCORE_NAMES, explain
 from anomaly_vit.explain.inputs import find_inputs
-from anomaly_vit.explain.predict import load_classifier
 from tests.helpers import compose_config, run_cli
 
 KINDS = ["contrast", "evidence"]  # the default `kinds` of conf/explain.yaml
@@ -110,19 +110,27 @@ def test_class_tree_gives_overlays_labels_predictions_and_scores(tmp_path, smoke
     )
 
 
-def test_manifest_rows_keep_their_labels_and_masks(tmp_path, smoke_run):
+def _crack_and_good(tmp_path, smoke_run, good_mask: str = ""):
+    """Explain a manifest of one demo crack (with its mask) and one good image (`good_mask`),
+    rollout only, no overlays: (crack, good, summary, output dir)."""
     demo = _demo(smoke_run)
     crack = _first(demo / "right" / "crack", 1)[0]
     good = _first(demo / "right" / "good", 1)[0]
     mask = demo / "masks" / "right" / "crack" / crack.name
     manifest = tmp_path / "list.csv"
     manifest.write_text(
-        f"path,label,item_id,mask\n{crack},crack,a,{mask}\n{good},good,b,\n", encoding="utf-8"
+        f"path,label,item_id,mask\n{crack},crack,a,{mask}\n{good},good,b,{good_mask}\n",
+        encoding="utf-8",
     )
     ckpt = smoke_run / "checkpoints" / "best.ckpt"
     summary, out = _run(
         tmp_path, f"ckpt_path={ckpt}", f"input={manifest}", "overlays=false", "kinds=[rollout]"
     )
+    return crack, good, summary, out
+
+
+def test_manifest_rows_keep_their_labels_and_masks(tmp_path, smoke_run):
+    crack, good, summary, out = _crack_and_good(tmp_path, smoke_run)
     _, rows = _rows(out)
     assert [(r["path"], r["true_label"], r["has_mask"]) for r in rows] == [
         (str(crack), "crack", "True"),
@@ -240,3 +248,15 @@ def test_inputs_are_fitted_like_the_checkpoints_training(tmp_path):
     assert mask_columns.min() >= 18 and mask_columns.max() <= 22  # the photo's right quarter
     squashed, squashed_mask = load_input(item, (32, 32), ResizeMode.SQUASH)
     assert squashed.min() == 200 and squashed_mask[:, 25:].all()
+
+
+def test_an_image_whose_mask_is_empty_is_not_scored(tmp_path, smoke_run):
+    """A mask with no defect pixel: has_mask, but nothing to point at (blank cells, not scored)."""
+    empty = tmp_path / "empty.png"
+    Image.new("L", (64, 64), 0).save(empty)
+    _, _, summary, out = _crack_and_good(tmp_path, smoke_run, good_mask=str(empty))
+    _, rows = _rows(out)
+    assert [r["has_mask"] for r in rows] == ["True", "True"]
+    columns = [f"rollout/{name}" for name in SCORE_NAMES]
+    assert all(rows[0][c] != "" for c in columns) and all(rows[1][c] == "" for c in columns)
+    assert summary["n_scored"] == 1 == summary["explain"]["n_scored"]

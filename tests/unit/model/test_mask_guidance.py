@@ -135,7 +135,7 @@ def test_the_token_head_is_optimised_with_the_network():
 
 
 def test_the_token_map_is_a_map_kind_of_explain():
-    from anomaly_vit.explain.predict import explain_images
+    from anomaly_vit.maps.kinds import explain_images
 
     model = ViTClassifier(["good", "defect"], NET, mask_loss={"weight": 1.0, "decision": "mix"})
     images = _batch(2)["image"]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from anomaly_vit.data.resize import ResizeMode, placement
-from anomaly_vit.explain.readout import map_to_original, upsample_maps
+from anomaly_vit.maps.readout import map_to_original, upsample_maps
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.model.token_geometry import (
     TokenGeometry,
@@ -30,6 +30,11 @@ def gradient_centroid(patch_embed: nn.Module, token: tuple[int, int]) -> tuple[f
     for module in patch_embed.modules():  # all-positive weights: no ReLU cuts a path
         if isinstance(module, nn.Conv2d):
             nn.init.constant_(module.weight, 0.1)
+    for parent in list(patch_embed.modules()):  # a max pool's centre is its window's centre, not
+        for name, child in parent.named_children():  # the tie-broken argmax of a flat input
+            if isinstance(child, nn.MaxPool2d):
+                window = {"kernel_size": child.kernel_size, "stride": child.stride}
+                setattr(parent, name, nn.AvgPool2d(**window, padding=child.padding))
     images = torch.ones(1, 3, 32, 32, requires_grad=True)
     tokens = patch_embed(images)  # [1, N, D], row-major over the grid
     tokens[0, token[0] * 4 + token[1]].sum().backward()
@@ -39,8 +44,9 @@ def gradient_centroid(patch_embed: nn.Module, token: tuple[int, int]) -> tuple[f
     return float((weight_hw * ys).sum() / total), float((weight_hw * xs).sum() / total)
 
 
-# patchify 8: pixels 8i..8i+7; three 3x3 stride-2 padding-1 convs: centred on 8i
-@pytest.mark.parametrize(("stem", "offset"), [("patch", 3.5), ("conv", 0.0)])
+# patchify 8: pixels 8i..8i+7; three 3x3 stride-2 padding-1 convs: centred on 8i; a ResNet stem
+# (7x7/2 conv, 3x3/2 max pool, blocks whose 1x1 shortcuts run beside them): centred on 8i too
+@pytest.mark.parametrize(("stem", "offset"), [("patch", 3.5), ("conv", 0.0), ("resnet", 0.0)])
 def test_each_stem_knows_where_its_tokens_look(stem, offset):
     patch_embed = tiny_patch_embed(stem)
     geometry = token_geometry(patch_embed)

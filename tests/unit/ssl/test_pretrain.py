@@ -126,7 +126,7 @@ def test_smoke_pretrain_writes_the_run_dir_contract(pretrain_run):
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(float(r["train/loss"]) > 0 and float(r["val/loss"]) > 0 for r in rows)
-    assert "attn/rollout/energy" in rows[0] and "train/acc" not in rows[0]  # no labels read
+    assert "maps/rollout/energy" in rows[0] and "train/acc" not in rows[0]  # no labels read
     assert tensorboard_steps(pretrain_run, "train/loss") == [1, 2]
     dump = np.load(pretrain_run / "rollouts" / "epoch_0002.npz")
     assert list(dump["kinds"]) == ["rollout"] and dump["maps_rollout"].shape[1:] == (64, 64)
@@ -187,7 +187,7 @@ def test_finetune_from_pretraining_loads_the_encoder_and_counts_on(
     run_dir = tmp_path / "child"
     cfg = compose_config("train", [
         "debug=smoke", f"paths.root_dir={smoke_data_root}", f"finetune_from={parent}",
-        "trainer.max_epochs=1", "callbacks.rollouts=null", "test=false",
+        "trainer.max_epochs=1", "callbacks.maps=null", "test=false",
     ], run_dir)  # fmt: skip
     train(cfg)
     with (run_dir / "metrics.csv").open() as handle:

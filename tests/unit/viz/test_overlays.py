@@ -107,7 +107,7 @@ def test_panels_of_a_kind_share_one_colour_scale():
     # ... but in the colour the peaked map has at the same value
     at_055 = int(np.argmin(np.abs(peaked.flatten().numpy() - 0.55)))
     assert np.allclose(bottom[0, 1], top.reshape(-1, 4)[at_055], atol=0.02)
-    # a nearly flat map alone (contrast 1.01) is drawn nearly flat, not stretched to the colormap
+    # a nearly flat map alone (max / min 1.01) is drawn nearly flat, not stretched to the colormap
     alone = probe_grid_figure(torch.zeros(1, 3, SIZE, SIZE), {"r": (1 + 0.01 * peaked)[None]})
     colours = _shown_colours(alone.axes[1])[..., :3]
     assert np.ptp(colours.reshape(-1, 3), axis=0).max() < 0.1
@@ -120,20 +120,34 @@ def test_panels_of_a_kind_share_one_colour_scale():
     assert "scale 0 to 10" in b_ax.get_title()
 
 
-def test_each_panel_shows_its_contrast_on_it():
+def test_each_panel_shows_the_number_it_is_given():
     maps = torch.rand(2, SIZE, SIZE) + 1.0
+    scores = [0.4242, 0.0512]  # one per probe (row)
+    images = torch.rand(2, 3, SIZE, SIZE)
     for fig, panels in (
-        (probe_grid_figure(torch.rand(2, 3, SIZE, SIZE), {"rollout": maps}), [1, 3]),
-        (evolution_figure(torch.rand(2, 3, SIZE, SIZE), {1: maps, 2: maps * 2}), [0, 1, 2, 3]),
+        (
+            probe_grid_figure(
+                images, {"rollout": maps}, panel_scores={"rollout": scores}, panel_score_name="top"
+            ),
+            [1, 3],
+        ),
+        (
+            evolution_figure(
+                images,
+                {1: maps, 2: maps * 2},
+                panel_scores={1: scores, 2: scores},
+                panel_score_name="top",
+            ),
+            [0, 1, 2, 3],
+        ),
     ):
         renderer = fig.canvas.get_renderer()
         figure_to_array(fig)
         for index in panels:
             ax = fig.axes[index]
-            (text,) = [t for t in ax.texts if t.get_text().startswith("contrast ")]
+            (text,) = [t for t in ax.texts if t.get_text().startswith("top: ")]
             row = index // (len(fig.axes) // 2)
-            expected = float(maps[row].max() / maps[row].min())
-            assert float(text.get_text().split()[1]) == pytest.approx(expected, rel=1e-2)
+            assert text.get_text() == f"top: {scores[row]:.2f}"
             box, panel = text.get_window_extent(renderer), ax.get_window_extent(renderer)
             assert panel.x0 <= box.x0 and box.x1 <= panel.x1
             assert panel.y0 <= box.y0 and box.y1 <= panel.y1

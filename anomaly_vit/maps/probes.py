@@ -1,4 +1,4 @@
-"""The fixed probe set the rollout callback explains every N epochs, and its dump's arrays.
+"""The fixed probe set the map callback explains every N epochs, and its dump's arrays.
 
 Probes: `per_class` images per class from the REAL validation split with their masks (defective
 ones with a non-empty mask first), picked by a seeded shuffle; optionally the same number per
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anomaly_vit.explain.predict import Explanation
+from anomaly_vit.maps.kinds import Explanation
 
 
 @dataclass

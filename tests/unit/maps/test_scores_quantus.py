@@ -8,7 +8,7 @@ import numpy as np
 import quantus  # a dev extra (pyproject.toml), installed by `make install`
 import torch
 
-from anomaly_vit.explain.scores import energy_in_mask, pointing_game
+from anomaly_vit.maps.scores import energy_in_mask, pointing_game
 
 
 def hand_made(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,10 +8,12 @@ Per image (each returns a [B] tensor; NaN where the score is undefined):
 - `pixel_auroc`, `pixel_average_precision`: the map as a per-pixel defect score.
 - `patch_auroc`: map and mask average-pooled to the patch grid; a patch is positive when the mask
   covers at least `patch_positive_share` of it.
-- `map_contrast` (max / min) and `normalised_entropy` (entropy of map / sum over log(pixels);
+- `peak_share` (share of the map's mass in its top `PEAK_PIXELS` = 5 % of pixels; 0.05 = flat,
+  1 = all on a few pixels) and `normalised_entropy` (entropy of map / sum over log(pixels);
   1 = flat): they need no mask and tell a peaked map from a near-uniform one that min-max
-  normalisation would make look confident.
-Mass-based scores (energy, contrast, entropy) use the map shifted to be non-negative: a map with
+  normalisation would make look confident. Both are bounded, so a person can read them on a
+  picture (the map panels print `peak_share`).
+Mass-based scores (energy, peak share, entropy) use the map shifted to be non-negative: a map with
 negative values has its minimum subtracted; a non-negative map is used as it is. An all-zero map
 counts as uniform.
 
@@ -36,9 +38,11 @@ SCORE_NAMES = (
     "pixel_auroc",
     "pixel_ap",
     "patch_auroc",
-    "contrast",
+    "peak_share",
     "entropy",
 )  # the keys of `image_scores`, in order
+PEAK_PIXELS = 0.05  # `peak_share`: the share of a map's pixels that counts as its peak
+PEAK_LABEL = f"top {PEAK_PIXELS:.0%}"  # `peak_share` as the map panels name it ("top 5%: 0.42")
 RANDOM_BASELINE = "baseline_random"
 CENTRE_BASELINE = "baseline_centre"
 
@@ -169,10 +173,15 @@ def patch_auroc(
     return batched_auroc(minmax_normalise(grid_map_bhw).flatten(1), positive_bhw.flatten(1))
 
 
-def map_contrast(maps_bhw: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(max + eps) / (min + eps) of the non-negative map [B]: 1 for a flat map."""
-    mass_bhw = non_negative(maps_bhw)
-    return (mass_bhw.amax(dim=(-2, -1)) + eps) / (mass_bhw.amin(dim=(-2, -1)) + eps)
+def peak_share(maps_bhw: torch.Tensor, peak_pixels: float = PEAK_PIXELS) -> torch.Tensor:
+    """Share of the (non-negative) map's mass in its top `peak_pixels` of pixels [B], at least
+    one pixel: `peak_pixels` (rounded up to whole pixels) for a flat or all-zero map, 1 when the
+    mass sits on that many pixels or fewer."""
+    mass_bp = non_negative(maps_bhw).flatten(1)
+    total_b = mass_bp.sum(dim=-1)
+    mass_bp = torch.where(total_b[:, None] > 0, mass_bp, 1.0)  # all-zero: uniform
+    num_peak = max(1, math.ceil(peak_pixels * mass_bp.shape[-1]))
+    return mass_bp.topk(num_peak, dim=-1).values.sum(dim=-1) / mass_bp.sum(dim=-1)
 
 
 def normalised_entropy(maps_bhw: torch.Tensor) -> torch.Tensor:
@@ -193,7 +202,6 @@ def image_scores(
     patch_size: int | tuple[int, int],
     tolerance_px: int = 15,
     patch_positive_share: float = 0.1,
-    eps: float = 1e-8,
     dilated_bhw: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every score of each image, {name: [B]} (images with an empty mask get NaN or 0);
@@ -206,7 +214,7 @@ def image_scores(
         "pixel_auroc": pixel_auroc(maps_bhw, masks_bhw),
         "pixel_ap": pixel_average_precision(maps_bhw, masks_bhw),
         "patch_auroc": patch_auroc(maps_bhw, masks_bhw, patch_size, patch_positive_share),
-        "contrast": map_contrast(maps_bhw, eps),
+        "peak_share": peak_share(maps_bhw),
         "entropy": normalised_entropy(maps_bhw),
     }
 
@@ -217,7 +225,6 @@ def score_maps(
     patch_size: int | tuple[int, int],
     tolerance_px: int = 15,
     patch_positive_share: float = 0.1,
-    eps: float = 1e-8,
 ) -> dict[str, float]:
     """Every score, averaged over images with a non-empty mask (NaN when there is none)."""
     _check(maps_bhw, masks_bhw)
@@ -229,7 +236,6 @@ def score_maps(
         patch_size,
         tolerance_px,
         patch_positive_share,
-        eps,
     )
     scores = {name: float(values.nanmean()) for name, values in per_image.items()}
     scores["n_images"] = float(has_defect_b.sum())
@@ -261,24 +267,35 @@ def centre_prior_maps(
     return prior_hw.expand(batch, height, width).clone().to(device)
 
 
+def with_baselines(
+    maps_by_kind: Mapping[str, torch.Tensor],
+    masks_bhw: torch.Tensor,
+    seed: int = 0,
+    centre_sigma_frac: float = 0.25,
+) -> dict[str, torch.Tensor]:
+    """`maps_by_kind` plus a "baseline_random" (seeded) and a "baseline_centre" map per mask."""
+    clashes = {RANDOM_BASELINE, CENTRE_BASELINE} & set(maps_by_kind)
+    if clashes:
+        raise ValueError(f"map kinds {sorted(clashes)} clash with the baseline names")
+    batch, height, width = masks_bhw.shape
+    image_hw = (int(height), int(width))
+    return dict(maps_by_kind) | {
+        RANDOM_BASELINE: random_maps(batch, image_hw, seed),
+        CENTRE_BASELINE: centre_prior_maps(batch, image_hw, centre_sigma_frac),
+    }
+
+
 def score_with_baselines(
     maps_by_kind: Mapping[str, torch.Tensor],
     masks_bhw: torch.Tensor,
     patch_size: int | tuple[int, int],
     tolerance_px: int = 15,
     patch_positive_share: float = 0.1,
-    eps: float = 1e-8,
     seed: int = 0,
     centre_sigma_frac: float = 0.25,
 ) -> dict[str, dict[str, float]]:
     """`score_maps` for each kind, plus "baseline_random" and "baseline_centre" on the same masks."""
-    clashes = {RANDOM_BASELINE, CENTRE_BASELINE} & set(maps_by_kind)
-    if clashes:
-        raise ValueError(f"map kinds {sorted(clashes)} clash with the baseline names")
-    batch, height, width = masks_bhw.shape
-    all_maps = dict(maps_by_kind)
-    all_maps[RANDOM_BASELINE] = random_maps(batch, (height, width), seed)
-    all_maps[CENTRE_BASELINE] = centre_prior_maps(batch, (height, width), centre_sigma_frac)
+    all_maps = with_baselines(maps_by_kind, masks_bhw, seed, centre_sigma_frac)
     return {
         kind: score_maps(
             maps_bhw,
@@ -286,7 +303,6 @@ def score_with_baselines(
             patch_size,
             tolerance_px=tolerance_px,
             patch_positive_share=patch_positive_share,
-            eps=eps,
         )
         for kind, maps_bhw in all_maps.items()
     }

@@ -7,15 +7,15 @@ import math
 import pytest
 import torch
 
-from anomaly_vit.explain.scores import (
+from anomaly_vit.maps.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
     centre_prior_maps,
     dilate_masks,
     energy_in_mask,
-    map_contrast,
     normalised_entropy,
     patch_auroc,
+    peak_share,
     pixel_auroc,
     pixel_average_precision,
     pointing_game,
@@ -56,9 +56,16 @@ def test_inverted_mask_scores_zero():
     assert pixel_average_precision(inverted, masks)[0].item() == pytest.approx(share)
 
 
-def test_uniform_map_is_flat_by_contrast_and_entropy():
+PEAK = 52  # the top 5 % of 32 x 32 = 1024 pixels, rounded up
+
+
+def test_uniform_map_is_flat_by_peak_share_and_entropy():
     uniform = torch.full((2, SIZE, SIZE), 0.3)
-    torch.testing.assert_close(map_contrast(uniform), torch.ones(2))
+    # a flat map holds its pixels' share (52 / 1024) in its top 5 %
+    torch.testing.assert_close(peak_share(uniform), torch.full((2,), PEAK / 1024))
+    torch.testing.assert_close(
+        peak_share(torch.zeros(2, SIZE, SIZE)), torch.full((2,), PEAK / 1024)
+    )
     torch.testing.assert_close(normalised_entropy(uniform), torch.ones(2))
     masks = square_masks()
     share = float(masks[0].float().mean())
@@ -68,18 +75,20 @@ def test_uniform_map_is_flat_by_contrast_and_entropy():
     torch.testing.assert_close(pointing_game(uniform, masks, 0), torch.full((2,), share))
 
 
-def test_contrast_and_entropy_of_peaked_maps():
+def test_peak_share_and_entropy_of_peaked_maps():
     one_pixel = torch.zeros(1, SIZE, SIZE)
     one_pixel[0, 3, 4] = 1.0
     assert normalised_entropy(one_pixel).item() == pytest.approx(0.0, abs=1e-6)
+    assert peak_share(one_pixel).item() == pytest.approx(1.0)
     two_level = torch.ones(1, SIZE, SIZE)
     two_level[0, :, : SIZE // 2] = 4.0
-    assert map_contrast(two_level).item() == pytest.approx(4.0)
+    # the top 52 pixels are all 4s: 52 * 4 of the mass 512 * 4 + 512 * 1
+    assert peak_share(two_level).item() == pytest.approx(52 * 4 / 2560)
     # half the pixels carry 4/5 of the mass: H = -(.8 ln(.8/512) + .2 ln(.2/512)), / ln 1024
     expected = -(0.8 * math.log(0.8 / 512) + 0.2 * math.log(0.2 / 512)) / math.log(1024)
     assert normalised_entropy(two_level).item() == pytest.approx(expected, rel=1e-5)
     # negative maps are shifted to be non-negative first: 2 and -1 become 3 and 0
-    assert map_contrast(two_level - 2.0).item() == pytest.approx((3.0 + 1e-8) / 1e-8)
+    assert peak_share(two_level - 2.0).item() == pytest.approx(52 * 3 / (512 * 3))
     assert energy_in_mask(-two_level, two_level > 2).item() == 0.0
 
 
@@ -149,7 +158,7 @@ def test_centre_prior_shape_and_peak():
 def test_batched_auroc_and_ap_equal_torchmetrics_per_row(levels):
     from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
-    from anomaly_vit.explain.scores import batched_auroc, batched_average_precision
+    from anomaly_vit.maps.scores import batched_auroc, batched_average_precision
 
     g = torch.Generator().manual_seed(3)
     scores = torch.rand(6, 400, generator=g)

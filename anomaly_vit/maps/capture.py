@@ -135,13 +135,14 @@ def _device_type(model: nn.Module) -> str:
 
 
 @contextmanager
-def capture_attention(model: nn.Module) -> Iterator[AttentionRecord]:
+def capture_attention(model: nn.Module, vit: nn.Module | None = None) -> Iterator[AttentionRecord]:
     """Record every layer's post-softmax attention during the forward passes run inside.
 
     `model` may be a timm ViT or a module wrapping one (the wrapper is put in eval mode as a
-    whole; the hooks go on the ViT inside). Later forward passes overwrite earlier ones.
+    whole; the hooks go on the ViT inside: `vit`, when the caller has located it already).
+    Later forward passes overwrite earlier ones.
     """
-    vit = find_vision_transformer(model)
+    vit = find_vision_transformer(model) if vit is None else vit
     record = AttentionRecord(len(vit.blocks))
     with ExitStack() as stack:
         stack.enter_context(_eval_mode(model))

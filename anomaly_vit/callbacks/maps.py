@@ -1,25 +1,28 @@
-"""`RolloutDumper`: attention maps of fixed validation probes every N epochs (PNG, npz, TB, metrics).
+"""`MapDumper` (`callbacks.maps`): maps of fixed validation probes every N epochs (PNG, npz, TB, metrics).
 
-Thin: probes and maps come from `anomaly_vit.explain`, pictures from `anomaly_vit.viz`, the
-files' names and writers from `anomaly_vit.rundir`.
+Thin: probes, maps and scores come from `anomaly_vit.maps` (its ONE scorer, `maps.scorer`),
+pictures from `anomaly_vit.viz`, the files' names and writers from `anomaly_vit.rundir`.
 
 - Probes: `probes_per_class` images per class from the REAL validation split with their masks
   (defective ones with a non-empty mask first), picked once at fit start by a seeded shuffle
-  (`explain.probes.select_probes`); with `include_synthetic` the same number per class from the
+  (`maps.probes.select_probes`); with `include_synthetic` the same number per class from the
   synthetic training sources too.
+- Kinds: `kinds` from the config (conf/callbacks/default.yaml), plus a token head's own map
+  (`maps.kinds.kinds_for`).
 - When: at the end-of-epoch validation of every global epoch divisible by `every_n_epochs` and of
   the last epoch (`trainer.max_epochs`); never in the sanity check. Files are numbered by the
   GLOBAL epoch: `rollouts/epoch_XXXX.png` (the probe grid) and `epoch_XXXX.npz` (raw maps, probe
   images, labels, masks, predictions, probabilities).
-- Scores: `score_with_baselines` on the real probes' masks, logged as `attn/<map>/<score>`
-  (maps, `baseline_random`, `baseline_centre`) through the `EpochMetricsWriter` into
-  metrics.csv and the loggers, on the same row as the epoch's other metrics; the grid goes to
-  TensorBoard as the image `attn/probes`.
+- Scores: the real probes' maps and the baselines scored against their masks (`MapScorer`),
+  logged as `maps/<map>/<score>` (maps, `baseline_random`, `baseline_centre`) through the
+  `EpochMetricsWriter` into metrics.csv and the loggers, on the same row as the epoch's other
+  metrics; the grid goes to TensorBoard as the image `maps/probes`, each panel labelled with its
+  `peak_share` (the share of the map in its top 5 % of pixels).
 - Whole split (`score_split`, e.g. "val"; null: off): the same scores on EVERY defective real
-  image with a mask of that split (`explain.evaluate.SplitScorer`), logged as
-  `attn_<split>/<map>/<score>` with `attn_<split>/n_scored`, `attn_<split>/n_misclassified` and
-  its cost `attn/score_seconds` (part of `attn/dump_seconds`).
-- Cost: the maps, scores and npz are computed while training waits (`attn/dump_seconds`); the
+  image with a mask of that split (`maps.scorer.SplitScorer`), logged as
+  `maps_<split>/<map>/<score>` with `maps_<split>/n_scored`, `maps_<split>/n_misclassified` and
+  its cost `maps/score_seconds` (part of `maps/dump_seconds`).
+- Cost: the maps, scores and npz are computed while training waits (`maps/dump_seconds`); the
   grid is drawn by one background thread (`render_in_background`; matplotlib takes ~1-2 s for
   8 probes x 4 panels on a CPU), which training only waits for at its end.
 - At the end of training: `rollouts/evolution.png` (the probes across every dump, read back from
@@ -45,19 +48,17 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.errors import enum_value
-from anomaly_vit.explain.evaluate import SplitScorer, tensorboard_metrics
-from anomaly_vit.explain.predict import (
-    COUNT_KEYS,
-    Explanation,
-    check_kinds,
-    explain_images,
-    patch_size_hw,
-    resolve_tolerance_px,
+from anomaly_vit.maps.kinds import Explanation
+from anomaly_vit.maps.probes import Probes, dump_arrays, select_probes
+from anomaly_vit.maps.rollout import HeadFusion
+from anomaly_vit.maps.scorer import MapScorer, ScoreTable, SplitScorer, tensorboard_metrics
+from anomaly_vit.maps.scores import (
+    CENTRE_BASELINE,
+    PEAK_LABEL,
+    PEAK_PIXELS,
+    RANDOM_BASELINE,
+    peak_share,
 )
-from anomaly_vit.explain.probes import Probes, dump_arrays, select_probes
-from anomaly_vit.explain.rollout import HeadFusion
-from anomaly_vit.explain.scores import CENTRE_BASELINE, RANDOM_BASELINE, score_with_baselines
 from anomaly_vit.rundir import (
     EVOLUTION_PNG,
     ROLLOUT_PATTERN,
@@ -73,7 +74,8 @@ from anomaly_vit.viz.overlays import figure_to_array, probe_grid_figure, save_pn
 
 log = logging.getLogger(__name__)
 
-KEY = "callbacks.rollouts"
+KEY = "callbacks.maps"
+PREFIX = "maps"  # the metrics' prefix: maps/<kind>/<score>, maps_<split>/...
 
 
 def is_due(global_epoch: int, every_n_epochs: int, is_last: bool) -> bool:
@@ -81,14 +83,15 @@ def is_due(global_epoch: int, every_n_epochs: int, is_last: bool) -> bool:
     return is_last or global_epoch % every_n_epochs == 0
 
 
-class RolloutDumper(L.Callback):
-    """Dump attention maps of a fixed probe set every `every_n_epochs` (see the module doc)."""
+class MapDumper(L.Callback):
+    """Dump the maps of a fixed probe set every `every_n_epochs` (see the module doc); `kinds`
+    come from the config (`callbacks.maps.kinds`)."""
 
     def __init__(
         self,
+        kinds: Sequence[str],
         every_n_epochs: int = 10,
         probes_per_class: int = 2,
-        kinds: Sequence[str] = ("rollout", "relevance", "contrast"),
         include_synthetic: bool = False,
         tolerance_px: int | None = None,
         patch_positive_share: float = 0.1,
@@ -111,13 +114,10 @@ class RolloutDumper(L.Callback):
         ):
             if int(value) < 1:
                 raise ValueError(f"{KEY}.{key} must be >= 1, got {value}.")
-        if tolerance_px is not None and int(tolerance_px) < 0:
-            raise ValueError(
-                f"{KEY}.tolerance_px must be >= 0 pixels (or null for one patch), got {tolerance_px}."
-            )
-        if not 0.0 <= float(discard_ratio) < 1.0:
-            raise ValueError(f"{KEY}.discard_ratio must be in [0, 1), got {discard_ratio}.")
-        self.kinds = check_kinds(kinds, f"{KEY}.kinds")
+        self.scorer = MapScorer(
+            kinds, tolerance_px, patch_positive_share, head_fusion, discard_ratio, seed, key=KEY
+        )
+        self.kinds = list(self.scorer.kinds)  # as configured; `scorer.kinds_for`: for the model
         self.evolution_kind = evolution_kind or self.kinds[0]
         if self.evolution_kind not in self.kinds:
             raise ValueError(
@@ -126,10 +126,6 @@ class RolloutDumper(L.Callback):
         self.every_n_epochs = int(every_n_epochs)
         self.probes_per_class = int(probes_per_class)
         self.include_synthetic = bool(include_synthetic)
-        self.tolerance_px = None if tolerance_px is None else int(tolerance_px)
-        self.patch_positive_share = float(patch_positive_share)
-        self.head_fusion = enum_value(HeadFusion, head_fusion, f"{KEY}.head_fusion")
-        self.discard_ratio = float(discard_ratio)
         self.evolution_max_columns = int(evolution_max_columns)
         self.panel_in = float(panel_in)
         self.dpi = int(dpi)
@@ -137,16 +133,16 @@ class RolloutDumper(L.Callback):
         self.seed = int(seed)
         self.probes: Probes | None = None
         self.render_in_background = bool(render_in_background)
-        self.scorer = None  # scores the whole `score_split` at each dump (kinds: self.kinds)
+        self.split_scorer = None  # scores the whole `score_split` at each dump (same kinds)
         if score_split:
-            self.scorer = SplitScorer(
+            self.split_scorer = SplitScorer(
                 score_split,
-                None,
+                self.kinds,
                 score_batch_size,
-                self.tolerance_px,
-                self.patch_positive_share,
-                self.head_fusion,
-                self.discard_ratio,
+                tolerance_px,
+                patch_positive_share,
+                head_fusion,
+                discard_ratio,
                 seed=self.seed,
                 key=KEY,
             )
@@ -162,8 +158,7 @@ class RolloutDumper(L.Callback):
         return Path(trainer.default_root_dir) / self.dirname
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if getattr(pl_module, "token_head", None) is not None and "tokens" not in self.kinds:
-            self.kinds.append("tokens")  # the mask loss's own map: watch it become right
+        self.kinds = self.scorer.kinds_for(pl_module)  # a token head adds its own map
         if not trainer.is_global_zero:
             return
         self.probes = select_probes(
@@ -171,7 +166,7 @@ class RolloutDumper(L.Callback):
         )
         if self.probes is None:
             log.warning(
-                "rollouts disabled: the datamodule has no cached validation split with masks "
+                "map dumps disabled: the datamodule has no cached validation split with masks "
                 "(datasets['val'].masks_nhw); %s needs a MixedDataModule.",
                 KEY,
             )
@@ -216,7 +211,7 @@ class RolloutDumper(L.Callback):
                 "dump_seconds": {str(k): v for k, v in self.dump_seconds.items()},
                 "render_seconds": {str(k): v for k, v in self.render_seconds.items()},
                 "render_in_background": self.render_in_background,
-                "score_split": self.scorer.split if self.scorer else None,
+                "score_split": self.split_scorer.split if self.split_scorer else None,
                 "score_seconds": {str(k): v for k, v in self.score_seconds.items()},
                 "dump_seconds_total": total,
                 "train_seconds": train_seconds,
@@ -241,16 +236,9 @@ class RolloutDumper(L.Callback):
         the probe grid (PNG + TensorBoard) in the background when `render_in_background`."""
         start = time.perf_counter()
         epoch = int(pl_module.global_epoch)
-        explanation = explain_images(
-            pl_module,
-            self.probes.images.to(pl_module.device),
-            self.kinds,
-            good_class=pl_module.good_index,
-            head_fusion=self.head_fusion,
-            discard_ratio=self.discard_ratio,
-        )
+        explanation = self.scorer.predict(pl_module, self.probes.images.to(pl_module.device))
         scalars = self._scores(pl_module, explanation.maps)
-        if self.scorer is not None:
+        if self.split_scorer is not None:
             scalars |= self._split_scores(trainer, pl_module, epoch)
         folder = self.folder(trainer)
         arrays = dump_arrays(epoch, self.kinds, pl_module.classes, self.probes, explanation)
@@ -260,15 +248,15 @@ class RolloutDumper(L.Callback):
         )
         if self.render_in_background:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollouts")
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maps")
             self._pending.append(self._executor.submit(job))
         else:
             job()
         seconds = time.perf_counter() - start
         self.dump_seconds[epoch] = seconds
-        scalars["attn/dump_seconds"] = seconds
+        scalars[f"{PREFIX}/dump_seconds"] = seconds
         self._hand_over(trainer, scalars, epoch)
-        log.info("rollouts: epoch %d computed in %.2f s", epoch, seconds)
+        log.info("maps: epoch %d computed in %.2f s", epoch, seconds)
         return scalars
 
     def _draw_grid(
@@ -285,7 +273,7 @@ class RolloutDumper(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(
-                    "attn/probes", grid, global_step=epoch, dataformats="HWC"
+                    f"{PREFIX}/probes", grid, global_step=epoch, dataformats="HWC"
                 )
         self.render_seconds[epoch] = time.perf_counter() - start
 
@@ -296,7 +284,7 @@ class RolloutDumper(L.Callback):
             try:
                 future.result()
             except Exception:  # a failed picture must not end the training
-                log.exception("rollouts: drawing a probe grid failed")
+                log.exception("maps: drawing a probe grid failed")
 
     def _render(self, figure) -> np.ndarray:
         figure.set_dpi(self.dpi)
@@ -305,34 +293,31 @@ class RolloutDumper(L.Callback):
     def _scores(
         self, pl_module: L.LightningModule, maps: dict[str, torch.Tensor]
     ) -> dict[str, float]:
+        """The real probes' scores, averaged over those with a defect mask."""
         real = ~self.probes.synthetic
-        scores = score_with_baselines(
-            {kind: maps_bhw[real] for kind, maps_bhw in maps.items()},
-            self.probes.masks[real],
-            patch_size_hw(pl_module),
-            tolerance_px=resolve_tolerance_px(pl_module, self.tolerance_px),
-            patch_positive_share=self.patch_positive_share,
-            seed=self.seed,
+        masks = self.probes.masks[real]
+        per_image = self.scorer.score_images(
+            pl_module, {kind: maps_bhw[real] for kind, maps_bhw in maps.items()}, masks, self.seed
         )
+        table = ScoreTable(list(maps))
+        table.add(per_image, None, keep_b=masks.flatten(1).any(dim=1))
         scalars = {
-            f"attn/{kind}/{name}": value
-            for kind, values in scores.items()
+            f"{PREFIX}/{kind}/{name}": value
+            for kind, values in table.means().items()
             for name, value in values.items()
-            if name not in COUNT_KEYS
         }
-        scalars["attn/n_defect_probes"] = next(iter(scores.values()))["n_images"]
+        scalars[f"{PREFIX}/n_defect_probes"] = float(table.n_images)
         return scalars
 
     def _split_scores(
         self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int
     ) -> dict[str, float]:
-        self.scorer.kinds = list(self.kinds)
-        block = self.scorer(pl_module, trainer.datamodule)
+        block = self.split_scorer(pl_module, trainer.datamodule)
         if block is None:
             return {}
         self.score_seconds[epoch] = block["seconds"]
-        scalars = tensorboard_metrics(block, prefix=f"attn_{self.scorer.split}")
-        return scalars | {"attn/score_seconds": block["seconds"]}
+        scalars = tensorboard_metrics(block, prefix=f"{PREFIX}_{self.split_scorer.split}")
+        return scalars | {f"{PREFIX}/score_seconds": block["seconds"]}
 
     def _grid_figure(
         self, classes: list[str], explanation: Explanation, epoch: int, scalars: dict[str, float]
@@ -342,9 +327,10 @@ class RolloutDumper(L.Callback):
             for label, synthetic in zip(self.probes.labels, self.probes.synthetic, strict=True)
         ]
         energy = ", ".join(
-            f"{kind.removeprefix('baseline_')} {scalars[f'attn/{kind}/energy']:.2f}"
+            f"{kind.removeprefix('baseline_')} {scalars[f'{PREFIX}/{kind}/energy']:.2f}"
             for kind in (*self.kinds, RANDOM_BASELINE, CENTRE_BASELINE)
         )
+        peaks = {kind: peak_share(maps_bhw).tolist() for kind, maps_bhw in explanation.maps.items()}
         return probe_grid_figure(
             self.probes.images,
             explanation.maps,
@@ -354,7 +340,11 @@ class RolloutDumper(L.Callback):
             probs=explanation.probs,
             class_names=classes,
             panel_in=self.panel_in,
-            title=f"global epoch {epoch}\nshare of the map in the defect mask: {energy}",
+            title=f"global epoch {epoch}\nshare of the map in the defect mask: {energy}\n"
+            f"on each map, {PEAK_LABEL}: its share in its top {PEAK_PIXELS:.0%} of pixels "
+            f"({PEAK_PIXELS:.2f}: flat, 1: one spot)",
+            panel_scores=peaks,
+            panel_score_name=PEAK_LABEL,
         )
 
     @staticmethod
@@ -371,8 +361,17 @@ class RolloutDumper(L.Callback):
     def write_evolution(self, trainer: L.Trainer) -> Path | None:
         """`evolution.png`: the latest probes' `evolution_kind` map at every dump (spread out)."""
         dumps = read_dumps(self.folder(trainer))
+        key = f"maps_{self.evolution_kind}"  # the npz array of that kind
+        peaks = {
+            e: peak_share(torch.from_numpy(d[key])).tolist() for e, d in dumps.items() if key in d
+        }
         figure = evolution_from_dumps(
-            dumps, self.evolution_kind, self.evolution_max_columns, self.panel_in
+            dumps,
+            self.evolution_kind,
+            self.evolution_max_columns,
+            self.panel_in,
+            panel_scores=peaks,
+            panel_score_name=PEAK_LABEL,
         )
         if figure is None:
             return None
@@ -381,7 +380,7 @@ class RolloutDumper(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(
-                    "attn/evolution", array, global_step=max(dumps), dataformats="HWC"
+                    f"{PREFIX}/evolution", array, global_step=max(dumps), dataformats="HWC"
                 )
         return path
 

@@ -13,14 +13,13 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from anomaly_vit.explain.evaluate import (
+from anomaly_vit.maps.kinds import MAP_KINDS, kinds_for
+from anomaly_vit.maps.scorer import (
     SplitScorer,
     misclassified,
     summarise_scores,
     tensorboard_metrics,
-    usable_kinds,
 )
-from anomaly_vit.explain.predict import MAP_KINDS
 from anomaly_vit.model.module import ViTClassifier
 from tests.helpers import TINY_NET, explain_tags
 
@@ -135,11 +134,14 @@ def test_split_scorer_scores_only_defective_images_with_a_mask():
 
 def test_token_kinds_are_skipped_without_a_token_head():
     plain = _model(("good", "defect"))
-    assert "tokens" not in usable_kinds(plain, None)
-    assert usable_kinds(plain, None) == [k for k in MAP_KINDS if MAP_KINDS[k].method != "tokens"]
+    assert "tokens" not in kinds_for(plain, None)
+    assert kinds_for(plain, None) == [k for k in MAP_KINDS if not MAP_KINDS[k].needs_token_head]
     torch.manual_seed(0)
     guided = ViTClassifier(["good", "defect"], dict(TINY_NET), mask_loss={"weight": 1.0})
-    assert usable_kinds(guided, None) == list(MAP_KINDS)
+    assert kinds_for(guided, None) == list(MAP_KINDS)
+    # a model with a token head always gets its own map beside the configured kinds
+    assert kinds_for(guided, ["contrast"]) == ["contrast", "tokens"]
+    assert kinds_for(plain, ["contrast"]) == ["contrast"]
 
 
 @pytest.mark.parametrize(

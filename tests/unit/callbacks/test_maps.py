@@ -1,4 +1,4 @@
-"""RolloutDumper: which epochs dump, what the files hold, metrics rows, TensorBoard, evolution."""
+"""MapDumper: which epochs dump, what the files hold, metrics rows, TensorBoard, evolution."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader
 
+from anomaly_vit.callbacks.maps import MapDumper, is_due
 from anomaly_vit.callbacks.metrics_writer import EpochMetricsWriter
-from anomaly_vit.callbacks.rollouts import RolloutDumper, is_due
 from anomaly_vit.data.cache import CachedImages, probe_pool
-from anomaly_vit.explain.probes import select_probes
-from anomaly_vit.explain.scores import score_maps
+from anomaly_vit.maps.probes import select_probes
+from anomaly_vit.maps.scores import score_maps
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.rundir import read_metrics_csv
 from anomaly_vit.viz.evolution import spread
@@ -64,7 +64,7 @@ class TinyData(L.LightningDataModule):
         return DataLoader(self.datasets["val"], batch_size=8)
 
 
-def _fit(root, max_epochs: int, dumper: RolloutDumper) -> L.Trainer:
+def _fit(root, max_epochs: int, dumper: MapDumper) -> L.Trainer:
     L.seed_everything(0)
     model = ViTClassifier(classes=CLASSES, net=NET, scheduler=None)
     trainer = L.Trainer(
@@ -93,7 +93,7 @@ def _events(root) -> EventAccumulator:
 def five_epochs(tmp_path_factory):
     """max_epochs=5, every_n_epochs=2: dumps at global epochs 2, 4 and 5 (the last)."""
     root = tmp_path_factory.mktemp("rollouts")
-    dumper = RolloutDumper(
+    dumper = MapDumper(
         every_n_epochs=2, probes_per_class=2, kinds=KINDS, tolerance_px=4, score_split="val"
     )
     _fit(root, 5, dumper)
@@ -104,13 +104,13 @@ def test_dumps_score_the_whole_validation_split(five_epochs):
     rows = {int(row["epoch"]): row for row in read_metrics_csv(five_epochs / "metrics.csv")}
     for epoch, row in rows.items():
         dumped = epoch in (2, 4, 5)
-        assert math.isfinite(row["attn_val/n_scored"]) == dumped, epoch
+        assert math.isfinite(row["maps_val/n_scored"]) == dumped, epoch
         if dumped:  # the 4 scratches of the validation split, every map and both baselines
-            assert row["attn_val/n_scored"] == 4
+            assert row["maps_val/n_scored"] == 4
             for kind in (*KINDS, "baseline_random", "baseline_centre"):
                 for score in ("pointing", "energy", "pixel_auroc"):
-                    assert 0.0 <= row[f"attn_val/{kind}/{score}"] <= 1.0, (kind, score)
-            assert 0 < row["attn/score_seconds"] <= row["attn/dump_seconds"]
+                    assert 0.0 <= row[f"maps_val/{kind}/{score}"] <= 1.0, (kind, score)
+            assert 0 < row["maps/score_seconds"] <= row["maps/dump_seconds"]
     timing = json.loads((five_epochs / "rollouts" / "timing.json").read_text())
     assert timing["score_split"] == "val" and sorted(timing["score_seconds"]) == ["2", "4", "5"]
 
@@ -145,16 +145,16 @@ def test_metrics_rows_carry_attention_scores_on_dump_epochs_only(five_epochs):
     rows = {int(row["epoch"]): row for row in read_metrics_csv(five_epochs / "metrics.csv")}
     assert sorted(rows) == [1, 2, 3, 4, 5]
     keys = [
-        f"attn/{kind}/{score}"
+        f"maps/{kind}/{score}"
         for kind in (*KINDS, "baseline_random", "baseline_centre")
         for score in ("pointing", "energy", "pixel_auroc", "patch_auroc", "entropy")
-    ] + ["attn/dump_seconds", "attn/n_defect_probes"]
+    ] + ["maps/dump_seconds", "maps/n_defect_probes"]
     for epoch, row in rows.items():
         for key in keys:
             assert math.isfinite(row[key]) == (epoch in (2, 4, 5)), (epoch, key)
-    assert rows[4]["attn/n_defect_probes"] == 2
+    assert rows[4]["maps/n_defect_probes"] == 2
     # a uniform-random map puts about the mask's area share (96 / 1024) of its mass in the mask
-    assert rows[4]["attn/baseline_random/energy"] == pytest.approx(96 / 1024, abs=0.01)
+    assert rows[4]["maps/baseline_random/energy"] == pytest.approx(96 / 1024, abs=0.01)
     # the logged score is the one of the maps saved in the npz (defective probes only)
     with np.load(five_epochs / "rollouts" / "epoch_0004.npz") as data:
         defect = data["masks"].any(axis=(1, 2))
@@ -162,17 +162,17 @@ def test_metrics_rows_carry_attention_scores_on_dump_epochs_only(five_epochs):
         masks = torch.from_numpy(data["masks"][defect])
     expected = score_maps(maps, masks, PATCH, tolerance_px=4)
     for score in ("energy", "pointing", "pixel_auroc"):
-        assert rows[4][f"attn/relevance/{score}"] == pytest.approx(expected[score], abs=1e-6)
+        assert rows[4][f"maps/relevance/{score}"] == pytest.approx(expected[score], abs=1e-6)
 
 
 def test_tensorboard_gets_the_grid_images_and_scalars(five_epochs):
     events = _events(five_epochs)
-    probes = events.Images("attn/probes")
+    probes = events.Images("maps/probes")
     assert [event.step for event in probes] == [2, 4, 5]
     grid = Image.open(five_epochs / "rollouts" / "epoch_0005.png")
     assert (probes[-1].width, probes[-1].height) == grid.size == (4 * 200, 4 * 230)
-    assert [event.step for event in events.Images("attn/evolution")] == [5]
-    assert [event.step for event in events.Scalars("attn/rollout/energy")] == [2, 4, 5]
+    assert [event.step for event in events.Images("maps/evolution")] == [5]
+    assert [event.step for event in events.Scalars("maps/rollout/energy")] == [2, 4, 5]
 
 
 def test_evolution_shows_every_dump_as_a_column(five_epochs):
@@ -181,7 +181,7 @@ def test_evolution_shows_every_dump_as_a_column(five_epochs):
 
 
 def test_never_dumps_in_the_sanity_check(tmp_path, monkeypatch):
-    dumper = RolloutDumper(every_n_epochs=1, probes_per_class=1, kinds=["rollout"])
+    dumper = MapDumper(every_n_epochs=1, probes_per_class=1, kinds=["rollout"])
     sanity_flags = []
     original = dumper.dump
 
@@ -192,7 +192,7 @@ def test_never_dumps_in_the_sanity_check(tmp_path, monkeypatch):
     monkeypatch.setattr(dumper, "dump", spy)
     _fit(tmp_path, 1, dumper)
     assert sanity_flags == [False]
-    assert [event.step for event in _events(tmp_path).Images("attn/probes")] == [1]
+    assert [event.step for event in _events(tmp_path).Images("maps/probes")] == [1]
     assert not (tmp_path / "rollouts" / "epoch_0000.png").exists()
 
 
@@ -206,19 +206,19 @@ def test_schedule_and_spread():
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"every_n_epochs": 0}, "callbacks.rollouts.every_n_epochs"),
-        ({"probes_per_class": 0}, "callbacks.rollouts.probes_per_class"),
-        ({"kinds": ["rollout", "gradcam"]}, "callbacks.rollouts.kinds"),
-        ({"tolerance_px": -1}, "callbacks.rollouts.tolerance_px"),
-        ({"head_fusion": "median"}, "callbacks.rollouts.head_fusion"),
-        ({"evolution_kind": "contrast", "kinds": ["rollout"]}, "callbacks.rollouts.evolution_kind"),
-        ({"score_split": "holdout"}, "callbacks.rollouts: split 'holdout'"),
-        ({"score_split": "val", "score_batch_size": 0}, "callbacks.rollouts.batch_size"),
+        ({"every_n_epochs": 0}, "callbacks.maps.every_n_epochs"),
+        ({"probes_per_class": 0}, "callbacks.maps.probes_per_class"),
+        ({"kinds": ["rollout", "gradcam"]}, "callbacks.maps.kinds"),
+        ({"tolerance_px": -1}, "callbacks.maps.tolerance_px"),
+        ({"head_fusion": "median"}, "callbacks.maps.head_fusion"),
+        ({"evolution_kind": "contrast", "kinds": ["rollout"]}, "callbacks.maps.evolution_kind"),
+        ({"score_split": "holdout"}, "callbacks.maps: split 'holdout'"),
+        ({"score_split": "val", "score_batch_size": 0}, "callbacks.maps.batch_size"),
     ],
 )
 def test_bad_settings_name_their_key(kwargs, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
-        RolloutDumper(**kwargs)
+        MapDumper(**{"kinds": ["rollout"], **kwargs})  # kinds come from the config
 
 
 def test_probes_are_real_per_class_masked_first():
@@ -245,7 +245,7 @@ def test_smoke_run_dumps_every_epoch(smoke_run):
     assert {"epoch_0001.png", "epoch_0001.npz", "epoch_0002.png", "epoch_0002.npz"} <= names
     assert "evolution.png" in names
     rows = read_metrics_csv(smoke_run / "metrics.csv")
-    assert all(math.isfinite(row["attn/contrast/pixel_auroc"]) for row in rows)
+    assert all(math.isfinite(row["maps/contrast/pixel_auroc"]) for row in rows)
     with np.load(smoke_run / "rollouts" / "epoch_0002.npz") as data:
         assert data["labels"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # 2 per class, 4 classes
         assert data["masks"][2:].any(axis=(1, 2)).all()  # defective probes come with masks

@@ -7,8 +7,8 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from anomaly_vit.explain.maps import attention_maps
-from anomaly_vit.explain.readout import (
+from anomaly_vit.maps.kinds import attention_maps
+from anomaly_vit.maps.readout import (
     TokenLayout,
     head_row_weights,
     read_out_maps,

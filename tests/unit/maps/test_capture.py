@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from anomaly_vit.explain.capture import capture_attention, forward_with_attention
-from anomaly_vit.explain.maps import attention_maps
+from anomaly_vit.maps.capture import capture_attention, forward_with_attention
+from anomaly_vit.maps.kinds import attention_maps
 from tests.helpers import tiny_vit
 
 

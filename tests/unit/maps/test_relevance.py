@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from anomaly_vit.explain.maps import attention_maps
-from anomaly_vit.explain.relevance import gradient_relevance, target_scores
+from anomaly_vit.maps.kinds import attention_maps
+from anomaly_vit.maps.relevance import gradient_relevance, target_scores
 from tests.helpers import tiny_vit
 
 GRID = 4  # 32 px images, 8 px patches
