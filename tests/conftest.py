@@ -1,4 +1,5 @@
-"""Shared fixtures (one trained smoke run for the whole session); helpers live in tests/helpers/."""
+"""Shared fixtures (the trained smoke run and the reference run, once per session); helpers live
+in tests/helpers/."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import compose_config
+from tests.helpers.overrides import REFERENCE
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
@@ -26,4 +28,16 @@ def smoke_run(smoke_data_root) -> Path:
     run_dir = smoke_data_root / "outputs" / "runs" / "smoke"
     cfg = compose_config("train", ["debug=smoke", f"paths.root_dir={smoke_data_root}"], run_dir)
     train(cfg)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def reference_run(smoke_data_root) -> Path:
+    """`REFERENCE` trained once, uninterrupted, in process: the run that killed-and-resumed runs
+    (tests/e2e/test_resume.py, test_trust.py, tests/unit/checkpointing/test_faults.py) must equal.
+    Its data is the smoke demo set (`shared_demo`). Read-only for tests."""
+    from anomaly_vit.train import train
+
+    run_dir = smoke_data_root / "outputs" / "reference"
+    train(compose_config("train", [*REFERENCE, f"paths.root_dir={smoke_data_root}"], run_dir))
     return run_dir

@@ -1,5 +1,7 @@
-"""Resume: a run killed after epoch 2 and resumed from last.ckpt ends exactly like one that was
-never interrupted (metrics.csv rows, test metrics, weights), in the same folder and TB run."""
+"""Resume: a killed run resumed from last.ckpt ends exactly like one that was
+never interrupted (metrics.csv rows, test metrics, weights), in the same folder and TB run. The
+uninterrupted run is the session's `reference_run` (tests/conftest.py); the kills need a process
+of their own, the resume through the CLI is the one that finds its run dir from the checkpoint."""
 
 from __future__ import annotations
 
@@ -14,8 +16,15 @@ import torch
 
 from anomaly_vit.checkpointing.resume import config_changes
 from anomaly_vit.rundir import hydra_subdir, resume_run_dir
-from tests.helpers import run_cli, tensorboard_points, tensorboard_steps
-from tests.helpers.overrides import RESUME_4_EPOCHS
+from anomaly_vit.train import train
+from tests.helpers import (
+    compose_config,
+    copy_run,
+    run_cli,
+    tensorboard_points,
+    tensorboard_steps,
+)
+from tests.helpers.overrides import REFERENCE, shared_demo
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
@@ -23,22 +32,9 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
-    """The 4-epoch run the interrupted ones must end up equal to."""
-    root = tmp_path_factory.mktemp("resume")
-    run_cli(
-        "anomaly_vit.train",
-        *RESUME_4_EPOCHS,
-        f"paths.root_dir={root}",
-        f"hydra.run.dir={root / 'full'}",
-    )
-    return root / "full"
-
-
 def _same_rows(full: Path, part: Path) -> None:
     rows_full, rows_part = _rows(full), _rows(part)
-    assert [int(r["epoch"]) for r in rows_part] == [1, 2, 3, 4]  # none lost, none twice
+    assert [int(r["epoch"]) for r in rows_part] == [1, 2, 3]  # none lost, none twice
     assert rows_part[0].keys() == rows_full[0].keys()
     for a, b in zip(rows_full, rows_part, strict=True):
         for key in a:
@@ -46,19 +42,16 @@ def _same_rows(full: Path, part: Path) -> None:
 
 
 @pytest.mark.slow
-def test_resume_equals_uninterrupted(tmp_path, uninterrupted):
-    full, part = uninterrupted, tmp_path / "part"
-    root = [f"paths.root_dir={tmp_path}"]
-    killed = run_cli("anomaly_vit.train", *RESUME_4_EPOCHS, *root, f"hydra.run.dir={part}",
-                     "+callbacks.kill._target_=tests.helpers.callbacks.KillAfterEpoch", "+callbacks.kill.epoch=2",
-                     check=False)  # fmt: skip
-    assert killed.returncode == 17
-    assert [int(r["epoch"]) for r in _rows(part)] == [1, 2]
+def test_resume_equals_uninterrupted(tmp_path, reference_run, killed_run, smoke_data_root):
+    """The run killed after epoch 1 (killed_run, tests/e2e/conftest.py) resumed through the CLI."""
+    full, part = reference_run, copy_run(killed_run, tmp_path / "part")
+    root = [f"paths.root_dir={tmp_path}", shared_demo(smoke_data_root)]
+    assert [int(r["epoch"]) for r in _rows(part)] == [1]
     assert not (part / "summary.json").exists()
 
     # no hydra.run.dir: the run dir comes from the checkpoint's path
     resumed = run_cli(
-        "anomaly_vit.train", *RESUME_4_EPOCHS, *root, f"ckpt_path={part}/checkpoints/last.ckpt"
+        "anomaly_vit.train", *REFERENCE, *root, f"ckpt_path={part}/checkpoints/last.ckpt"
     )
     assert f"Run written to {part}" in resumed.stdout
     assert not (tmp_path / "outputs" / "runs").exists()  # no second run dir
@@ -76,19 +69,21 @@ def test_resume_equals_uninterrupted(tmp_path, uninterrupted):
     weights_part = torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(weights_full[k], weights_part[k]) for k in weights_full)
     # one TensorBoard run: every epoch once, no gap, no duplicate
-    assert tensorboard_steps(part, "train/loss") == [1, 2, 3, 4]
+    assert tensorboard_steps(part, "train/loss") == [1, 2, 3]
     assert sorted(p.name for p in (part / "checkpoints").glob("epoch_*.ckpt")) == [
-        f"epoch_000{i}.ckpt" for i in (1, 2, 3, 4)
+        f"epoch_000{i}.ckpt" for i in (1, 2, 3)
     ]
 
 
 @pytest.mark.slow
-def test_killed_right_after_an_epoch_with_the_background_writer(tmp_path, uninterrupted):
+def test_killed_right_after_an_epoch_with_the_background_writer(
+    tmp_path, reference_run, smoke_data_root
+):
     """The default writer (checkpoint_in_background=true) and no waiting for it: the process
     dies the moment epoch 2 is over, its checkpoint possibly still being written."""
     part = tmp_path / "part"
-    root = [f"paths.root_dir={tmp_path}"]
-    killed = run_cli("anomaly_vit.train", *RESUME_4_EPOCHS, *root, f"hydra.run.dir={part}",
+    root = [f"paths.root_dir={tmp_path}", shared_demo(smoke_data_root)]
+    killed = run_cli("anomaly_vit.train", *REFERENCE, *root, f"hydra.run.dir={part}",
                      "+callbacks.kill._target_=tests.helpers.callbacks.KillAfterEpoch", "+callbacks.kill.epoch=2",
                      "+callbacks.kill.wait_for_writer=false", check=False)  # fmt: skip
     assert killed.returncode == 17
@@ -105,15 +100,17 @@ def test_killed_right_after_an_epoch_with_the_background_writer(tmp_path, uninte
     assert epochs["last.ckpt"] in (1, 2) and set(epochs.values()) <= {1, 2}
     assert [int(r["epoch"]) for r in _rows(part)] == [1, 2]  # metrics.csv is written in-line
 
-    run_cli("anomaly_vit.train", *RESUME_4_EPOCHS, *root, f"ckpt_path={part}/checkpoints/last.ckpt")
-    _same_rows(uninterrupted, part)  # the epoch the writer lost is trained again, once
+    resume = [*REFERENCE, *root, f"ckpt_path={part}/checkpoints/last.ckpt"]
+    time.sleep(1.1)  # event files sort by their creation second: the resumed run's comes after
+    train(compose_config("train", resume, part))  # in process: the run dir is given
+    _same_rows(reference_run, part)  # the epoch the writer lost is trained again, once
     # TensorBoard shows every epoch once: a point of an epoch trained again is purged
     shown = tensorboard_points(part, "train/loss")
-    assert [step for step, _ in shown] == [1, 2, 3, 4]
-    expected = tensorboard_points(uninterrupted, "train/loss")
+    assert [step for step, _ in shown] == [1, 2, 3]
+    expected = tensorboard_points(reference_run, "train/loss")
     assert [v for _, v in shown] == pytest.approx([v for _, v in expected], abs=1e-6)
     assert sorted(p.name for p in (part / "checkpoints").glob("epoch_*.ckpt")) == [
-        f"epoch_000{i}.ckpt" for i in (1, 2, 3, 4)
+        f"epoch_000{i}.ckpt" for i in (1, 2, 3)
     ]
 
 

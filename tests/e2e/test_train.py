@@ -11,6 +11,7 @@ import torch
 
 from tests.helpers import run_cli
 from tests.helpers.metrics import balanced_acc_of, best_of_column
+from tests.helpers.overrides import SMOKE
 
 HYDRA_FILES = [".hydra/config.yaml", ".hydra/overrides.yaml"]  # written by the CLI only
 CONTRACT = [
@@ -94,7 +95,7 @@ def test_smoke_run_writes_the_contract(smoke_run):
 def test_cli_train_then_eval_reproduces_test_metrics(tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli(
-        "anomaly_vit.train", "debug=smoke", f"paths.root_dir={tmp_path}", f"hydra.run.dir={run_dir}"
+        "anomaly_vit.train", *SMOKE, f"paths.root_dir={tmp_path}", f"hydra.run.dir={run_dir}"
     )
     assert f"Run written to {run_dir}" in result.stdout
     summary = _check_contract(run_dir, cli=True)

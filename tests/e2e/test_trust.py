@@ -21,10 +21,12 @@ import torch
 
 from anomaly_vit.build import build_datamodule
 from anomaly_vit.cli.check_data import check_data
+from anomaly_vit.cli.eval import evaluate
 from anomaly_vit.cli.train import train
 from anomaly_vit.errors import UserError
-from tests.helpers import compose_config, paired_tree, run_cli, tiny
-from tests.helpers.overrides import SMOKE
+from anomaly_vit.explain.command import explain
+from tests.helpers import compose_config, copy_run, paired_tree, tiny
+from tests.helpers.overrides import REFERENCE, SMOKE, shared_demo
 
 
 class Trap:
@@ -53,23 +55,6 @@ def write_text_target(marker: Path) -> dict:
     }
 
 
-def copy_run(run_dir: Path, dst: Path) -> Path:
-    """Copy a run folder; its checkpoints' callback states point at the copy, as if it ran there."""
-    shutil.copytree(run_dir, dst)
-    old, new = str(run_dir), str(dst)
-
-    def retarget(value):
-        if isinstance(value, str):
-            return value.replace(old, new)
-        if isinstance(value, dict):
-            return {retarget(k): retarget(v) for k, v in value.items()}
-        return value
-
-    for path in (dst / "checkpoints").glob("*.ckpt"):
-        craft(path, path, lambda c: c.update(callbacks=retarget(c["callbacks"])))
-    return dst
-
-
 def best_state(checkpoint: dict) -> dict:
     """The state of the best-model tracker (callbacks.checkpoint_best) in a checkpoint."""
     (state,) = [
@@ -80,16 +65,23 @@ def best_state(checkpoint: dict) -> dict:
     return state
 
 
-def error_line(result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert result.returncode == 1 and len(lines) == 1, result.stderr[-3000:]
-    return lines[0]
+def user_error(task: Callable, cfg, capsys) -> str:
+    """Run a command's task in process (the CLI's exit code and stderr are tested once per entry
+    point, tests/e2e/test_train.py): it must stop with one line, printed as `error: <line>`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AVIT_TRACEBACK", "0")
+        with pytest.raises(UserError) as info:
+            task(cfg)
+    message = info.value.message
+    assert info.value.code == 1 and "\n" not in message
+    assert f"error: {message}" in capsys.readouterr().err
+    return message
 
 
 # ----------------------------------------------------- 1. nothing stored may choose what is built
 
 
-def test_eval_builds_no_target_stored_in_a_checkpoint(smoke_run, tmp_path) -> None:
+def test_eval_builds_no_target_stored_in_a_checkpoint(smoke_run, tmp_path, capsys) -> None:
     marker = tmp_path / "marker.txt"
     crafted = craft(
         smoke_run / "checkpoints" / "best.ckpt",
@@ -99,14 +91,9 @@ def test_eval_builds_no_target_stored_in_a_checkpoint(smoke_run, tmp_path) -> No
         ),
     )
     assert torch.load(crafted, weights_only=True)  # it passes weights_only: a data-only file
-    result = run_cli(
-        "anomaly_vit.eval",
-        f"ckpt_path={crafted}",
-        f"hydra.run.dir={tmp_path / 'eval'}",
-        check=False,
-    )
+    cfg = compose_config("eval", [f"ckpt_path={crafted}"], tmp_path / "eval")
+    line = user_error(evaluate, cfg, capsys)
     assert not marker.exists()
-    line = error_line(result)
     assert "data.sources.real._target_='pathlib.Path.write_text'" in line
     assert "trusted_targets" in line
 
@@ -140,7 +127,7 @@ def test_every_data_config_a_run_stores_may_be_built_by_eval(option, required, t
 
 
 def test_explain_builds_no_network_that_loads_a_file_named_in_a_checkpoint(
-    smoke_run, smoke_data_root, tmp_path
+    smoke_run, smoke_data_root, tmp_path, capsys
 ) -> None:
     marker = tmp_path / "marker.txt"
     trap = tmp_path / "trap.pth"
@@ -151,36 +138,32 @@ def test_explain_builds_no_network_that_loads_a_file_named_in_a_checkpoint(
         lambda c: c["hyper_parameters"]["net"].update(checkpoint_path=str(trap)),
     )
     images = smoke_data_root / "data" / "demo_smoke" / "left"
-    result = run_cli(
-        "anomaly_vit.explain", f"ckpt_path={crafted}", f"input={images}",
-        f"hydra.run.dir={tmp_path / 'explain'}", "trust_pickle=true", check=False,
-    )  # fmt: skip
+    overrides = [f"ckpt_path={crafted}", f"input={images}", "trust_pickle=true"]
+    line = user_error(explain, compose_config("explain", overrides, tmp_path / "explain"), capsys)
     assert not marker.exists()
-    assert "hyper_parameters.net.checkpoint_path" in error_line(result)
+    assert "hyper_parameters.net.checkpoint_path" in line
 
 
 # ------------------------------------------- 2. weights_only everywhere, no foreign best checkpoint
 
 
 def test_resume_tests_no_pickled_best_checkpoint_without_trust_pickle(
-    smoke_run, smoke_data_root, tmp_path
+    smoke_run, smoke_data_root, tmp_path, capsys
 ) -> None:
     run = copy_run(smoke_run, tmp_path / "run")
     marker = tmp_path / "marker.txt"
     best = run / "checkpoints" / "best.ckpt"
     craft(best, best, lambda c: c.update(trap=Trap(marker)))
     # last.ckpt is clean; the run is complete, so the resume goes straight to testing best.ckpt
-    result = run_cli(
-        "anomaly_vit.train", *SMOKE, f"paths.root_dir={smoke_data_root}",
-        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", check=False,
-    )  # fmt: skip
+    overrides = [*SMOKE, f"paths.root_dir={smoke_data_root}",
+                 f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]  # fmt: skip
+    line = user_error(train, compose_config("train", overrides, run), capsys)
     assert not marker.exists()
-    line = error_line(result)
     assert f"{best}" in line and "pathlib.PosixPath" in line and "trust_pickle=true" in line
 
 
 def test_resume_follows_no_best_checkpoint_outside_its_run(
-    smoke_run, smoke_data_root, tmp_path
+    smoke_run, smoke_data_root, tmp_path, caplog
 ) -> None:
     run = copy_run(smoke_run, tmp_path / "run")
     marker = tmp_path / "marker.txt"
@@ -189,13 +172,11 @@ def test_resume_follows_no_best_checkpoint_outside_its_run(
     craft(run / "checkpoints" / "best.ckpt", foreign, lambda c: c.update(trap=Trap(marker)))
     last = run / "checkpoints" / "last.ckpt"
     craft(last, last, lambda c: best_state(c).update(best_model_path=str(foreign)))
-    result = run_cli(
-        "anomaly_vit.train", *SMOKE, f"paths.root_dir={smoke_data_root}", f"ckpt_path={last}",
-        "trust_pickle=true", check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    overrides = [*SMOKE, f"paths.root_dir={smoke_data_root}", f"ckpt_path={last}",
+                 "trust_pickle=true"]  # fmt: skip
+    train(compose_config("train", overrides, run))  # in process; the run dir is the checkpoint's
     assert not marker.exists()
-    assert "not followed" in result.stdout + result.stderr
+    assert "not followed" in caplog.text
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best_checkpoint"] == str(run / "checkpoints" / "best.ckpt")
 
@@ -222,24 +203,17 @@ def test_every_checkpoint_knows_the_best_score_up_to_its_epoch(smoke_run) -> Non
 
 @pytest.mark.slow
 def test_resumed_run_keeps_the_best_checkpoint_and_its_test_metrics(
-    smoke_run, smoke_data_root, tmp_path
+    reference_run, killed_run, smoke_data_root, tmp_path
 ) -> None:
-    """Validation at epoch 1 ties epoch 3 and beats epoch 2 (seed 42): the uninterrupted run
-    keeps epoch 1 as best; a run killed after epoch 1 must keep it too."""
-    common = [
-        *SMOKE,
-        "trainer.deterministic=true",
-        "trainer.max_epochs=3",
-        f"paths.root_dir={smoke_data_root}",
-    ]
-    full, part = tmp_path / "full", tmp_path / "part"
-    run_cli("anomaly_vit.train", *common, f"hydra.run.dir={full}")
-    killed = run_cli(
-        "anomaly_vit.train", *common, f"hydra.run.dir={part}",
-        "+callbacks.kill._target_=tests.helpers.callbacks.KillAfterEpoch", "+callbacks.kill.epoch=1", check=False,
-    )  # fmt: skip
-    assert killed.returncode == 17
-    run_cli("anomaly_vit.train", *common, f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
+    """Validation at epoch 1 ties epoch 3 and beats epoch 2 (the session's reference_run, seed
+    20): the uninterrupted run keeps epoch 1 as best; a run killed after epoch 1 (killed_run,
+    tests/e2e/conftest.py) must keep it too. The resume runs in process."""
+    common = [*REFERENCE, f"paths.root_dir={tmp_path}", shared_demo(smoke_data_root)]
+    full, part = reference_run, copy_run(killed_run, tmp_path / "part")
+    assert [r["epoch"] for r in _rows(part)] == ["1"]
+    train(
+        compose_config("train", [*common, f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}"], part)
+    )
     scores = [float(r["val/balanced_acc"]) for r in _rows(full)]
     assert scores[0] == max(scores) and scores[1] < scores[0]  # the case this test is about
     assert [r["val/balanced_acc"] for r in _rows(part)] == [
@@ -262,6 +236,7 @@ def test_resumed_run_keeps_the_best_checkpoint_and_its_test_metrics(
 # ------------------------------------------------ 4. one folder per run, resume only when asked
 
 
+@pytest.mark.slow
 def test_runs_started_in_the_same_second_get_their_own_folders(smoke_data_root, tmp_path) -> None:
     """Folders named like the runs' would-be folders for the next two minutes exist already
     (another run's, with its metrics.csv): two runs started together each get a new one."""
@@ -304,17 +279,13 @@ def test_runs_started_in_the_same_second_get_their_own_folders(smoke_data_root, 
         assert not list((run / ".hydra").glob("resume_*"))  # a new run, not a resume
 
 
-def test_a_new_run_refuses_another_runs_folder(smoke_run, smoke_data_root, tmp_path) -> None:
+def test_a_new_run_refuses_another_runs_folder(
+    smoke_run, smoke_data_root, tmp_path, capsys
+) -> None:
     run = shutil.copytree(smoke_run, tmp_path / "run")
     before = (run / "metrics.csv").read_text()
-    result = run_cli(
-        "anomaly_vit.train",
-        *SMOKE,
-        f"paths.root_dir={smoke_data_root}",
-        f"hydra.run.dir={run}",
-        check=False,
-    )
-    line = error_line(result)
+    cfg = compose_config("train", [*SMOKE, f"paths.root_dir={smoke_data_root}"], run)
+    line = user_error(train, cfg, capsys)  # hydra.run.dir=<run>: the run dir is given
     assert (
         "already holds a run" in line and f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}" in line
     )
@@ -346,11 +317,11 @@ def test_eval_tests_the_runs_test_items_after_the_data_changed(
     for item in removed:
         for path in data.rglob(f"{item}.png"):
             path.unlink()
-    result = run_cli(
-        "anomaly_vit.eval", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
-        f"+data.sources.real.root={data}", f"hydra.run.dir={tmp_path / 'eval'}", check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    overrides = [
+        f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+        f"+data.sources.real.root={data}",
+    ]
+    evaluate(compose_config("eval", overrides, tmp_path / "eval"))
     tested = _items(tmp_path / "eval" / "split.csv", "test")
     assert tested == set(test_items) - set(removed)  # no training item joined the test split
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
@@ -409,20 +380,21 @@ def test_labels_differing_only_by_case_are_reported(tmp_path, caplog) -> None:
 
 
 def test_resuming_an_earlier_checkpoint_refuses_to_drop_later_epochs(
-    smoke_run, smoke_data_root, tmp_path
+    smoke_run, smoke_data_root, tmp_path, capsys
 ) -> None:
     run = copy_run(smoke_run, tmp_path / "run")
     before = (run / "metrics.csv").read_text()
     last = (run / "checkpoints" / "last.ckpt").read_bytes()
     earlier = run / "checkpoints" / "epoch_0001.ckpt"
     common = [*SMOKE, f"paths.root_dir={smoke_data_root}", f"ckpt_path={earlier}"]
-    result = run_cli("anomaly_vit.train", *common, "trainer.max_epochs=3", check=False)
-    line = error_line(result)
+    line = user_error(
+        train, compose_config("train", [*common, "trainer.max_epochs=3"], run), capsys
+    )
     assert "global epoch 1" in line and "drop epochs 2-2" in line and "rewind=true" in line
     assert (run / "metrics.csv").read_text() == before
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == last
     # said so: epoch 2 is trained again
-    run_cli("anomaly_vit.train", *common, "trainer.max_epochs=2", "rewind=true")
+    train(compose_config("train", [*common, "trainer.max_epochs=2", "rewind=true"], run))
     assert [r["epoch"] for r in _rows(run)] == ["1", "2"]
     assert (
         torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["anomaly_vit"][

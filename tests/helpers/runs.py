@@ -63,3 +63,26 @@ def explain_tags(block: dict) -> dict[str, float]:
         for name, value in scores.items()
         if value is not None
     }
+
+
+def copy_run(run_dir: Path, dst: Path) -> Path:
+    """Copy a run folder; its checkpoints' callback states point at the copy, as if it ran there."""
+    import shutil
+
+    import torch
+
+    shutil.copytree(run_dir, dst)
+    old, new = str(run_dir), str(dst)
+
+    def retarget(value):
+        if isinstance(value, str):
+            return value.replace(old, new)
+        if isinstance(value, dict):
+            return {retarget(k): retarget(v) for k, v in value.items()}
+        return value
+
+    for path in (dst / "checkpoints").glob("*.ckpt"):
+        checkpoint = torch.load(path, weights_only=True)
+        checkpoint["callbacks"] = retarget(checkpoint["callbacks"])
+        torch.save(checkpoint, path)
+    return dst

@@ -307,7 +307,8 @@ def test_quick_bench_writes_every_row_with_finite_numbers(tmp_path):
         "startup.repeats=1",
         "peak.repeats=1",
         "peak.matmul_size=512",
-        f"train_overrides=['debug=smoke','data.demo.n_items=48','paths.root_dir={tmp_path}']",
+        f"train_overrides=['debug=smoke','data.demo.n_items=48','paths.root_dir={tmp_path}',"
+        "'explain_scores=null']",
         cwd=ROOT,
     )
     assert "anomaly-vit benchmarks (quick" in result.stdout  # the table, on the console
@@ -354,7 +355,8 @@ def test_real_data_rows_compare_the_recipe_and_the_peer_on_one_split(tmp_path):
     manifest = make_real_set(tmp_path / "set", n_items=24, per_item=3) / "manifest.csv"
     tiny = ["model.net.img_size=[48,24]", "model.net.patch_size=8", "model.net.embed_dim=32",
             "model.net.depth=1",
-            "model.net.num_heads=2", "trainer.max_epochs=2", "callbacks.maps=null"]  # fmt: skip
+            "model.net.num_heads=2", "trainer.max_epochs=2", "callbacks.maps=null",
+            "explain_scores=null"]  # fmt: skip
     out = tmp_path / "bench"
     run_cli(
         "anomaly_vit.bench", "bench=real", f"real_data.manifest={manifest}", "real_data.seeds=[1]",

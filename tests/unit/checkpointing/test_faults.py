@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import os
 import signal
 import subprocess
@@ -23,8 +24,8 @@ from anomaly_vit.checkpointing.rng_state import collect_rng_states, set_rng_stat
 from anomaly_vit.errors import RunDirError, UserError
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.train import train
-from tests.helpers import ROOT, compose_config, paired_tree, run_cli, tiny
-from tests.helpers.overrides import RESUME_3_EPOCHS
+from tests.helpers import ROOT, compose_config, paired_tree, tiny
+from tests.helpers.overrides import REFERENCE, shared_demo
 
 # ------------------------------------------------------------------------ atomic writes
 
@@ -157,10 +158,12 @@ def _metric_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path) -> None:
-    full, part, marker = tmp_path / "full", tmp_path / "part", tmp_path / "in_epoch_3"
-    root = f"paths.root_dir={tmp_path}"
-    run_cli("anomaly_vit.train", *RESUME_3_EPOCHS, root, f"hydra.run.dir={full}")
+def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(
+    tmp_path, reference_run, smoke_data_root, caplog
+) -> None:
+    """The uninterrupted run is the session's reference_run; the kill needs its own process."""
+    full, part, marker = reference_run, tmp_path / "part", tmp_path / "in_epoch_3"
+    root = [f"paths.root_dir={tmp_path}", shared_demo(smoke_data_root)]
 
     pause = ["+callbacks.pause._target_=tests.helpers.callbacks.PauseMidEpoch",
              f"+callbacks.pause.marker={marker}", "+callbacks.pause.epoch=3"]  # fmt: skip
@@ -168,8 +171,8 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path) -> N
         sys.executable,
         "-m",
         "anomaly_vit.train",
-        *RESUME_3_EPOCHS,
-        root,
+        *REFERENCE,
+        *root,
         f"hydra.run.dir={part}",
         *pause,
     ]
@@ -191,9 +194,10 @@ def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path) -> N
     before = _metric_rows(part)
     assert [r["epoch"] for r in before] == ["1", "2"]
 
-    resumed = run_cli("anomaly_vit.train", *RESUME_3_EPOCHS, root, f"hydra.run.dir={part}",
-                      f"ckpt_path={part}/checkpoints/last.ckpt")  # fmt: skip
-    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr
+    resume = [*REFERENCE, *root, f"ckpt_path={part}/checkpoints/last.ckpt"]
+    with caplog.at_level(logging.INFO):
+        train(compose_config("train", resume, part))  # in process
+    assert "Restored all states from the checkpoint" in caplog.text
     after, uninterrupted = _metric_rows(part), _metric_rows(full)
     assert after[:2] == before  # epochs 1-2 are not trained again
     assert [r["epoch"] for r in after] == ["1", "2", "3"]

@@ -27,7 +27,6 @@ def parent_ckpt(smoke_run) -> Path:
     return smoke_run / "checkpoints" / "epoch_0002.ckpt"
 
 
-@pytest.mark.slow
 def test_finetune_numbers_epochs_from_the_parent_and_records_lineage(
     smoke_run, smoke_data_root, parent_ckpt, tmp_path, capfd
 ):
@@ -36,7 +35,8 @@ def test_finetune_numbers_epochs_from_the_parent_and_records_lineage(
     run_dir = tmp_path / "child"
     cfg = compose_config("train", [
         "debug=smoke", f"paths.root_dir={smoke_data_root}", f"finetune_from={parent_ckpt}",
-        "trainer.max_epochs=2", "callbacks.maps=null", "callbacks.checkpoint_periodic.every_n_epochs=3",
+        "trainer.max_epochs=2", "callbacks.maps=null", "explain_scores=null",
+        "callbacks.checkpoint_periodic.every_n_epochs=3",
         "data.synthetic_fraction=0.25", "model.optimizer.lr=5e-4", "trainer.enable_progress_bar=true",
         "callbacks.progress={_target_:anomaly_vit.callbacks.progress.GlobalEpochProgressBar}",
     ], run_dir)  # fmt: skip

@@ -143,12 +143,14 @@ def test_check_data_with_on_bad_image_error_lists_all_and_fails(tmp_path, monkey
 
 
 @pytest.mark.slow
-def test_check_data_cli(tmp_path) -> None:
+def test_check_data_cli(tmp_path, capsys) -> None:
+    """A clean set in process; the bad one through the CLI: its exit code and one-line stderr."""
     data = paired_tree(tmp_path / "data", n_items=3)
     common = ["data.demo=null", f"data.sources.real.root={data}", f"paths.root_dir={tmp_path}",
               "model.net.img_size=32", "data.sources.painted.kinds=[scratch,stain]"]  # fmt: skip
-    result = run_cli("anomaly_vit.check_data", *common, f"hydra.run.dir={tmp_path}/ok")
-    assert "images used per split" in result.stdout and "data check: 0 problem(s)" in result.stdout
+    check_data(compose_config("check_data", common, tmp_path / "ok"))
+    printed = capsys.readouterr().out
+    assert "images used per split" in printed and "data check: 0 problem(s)" in printed
     assert (tmp_path / "ok" / "data_report.json").is_file()
     (data / "left/good/good_00.png").write_text("oops")
     failed = run_cli("anomaly_vit.check_data", *common, f"hydra.run.dir={tmp_path}/bad",

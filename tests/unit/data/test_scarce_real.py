@@ -135,7 +135,6 @@ def test_synthetic_pretrain_preset_shows_no_real_defect(data_root, tmp_path):
     } == {"real"}
 
 
-@pytest.mark.slow
 def test_synthetic_pretrain_then_real_finetune_carries_epochs_and_lineage(data_root, tmp_path):
     from anomaly_vit.train import train
 

@@ -141,7 +141,6 @@ def test_smoke_pretrain_writes_the_run_dir_contract(pretrain_run):
     assert checkpoint["anomaly_vit"]["pretrain"]["objective"] == "mae"
 
 
-@pytest.mark.slow
 def test_pretrain_batches_hold_training_images_only(smoke_data_root, tmp_path):
     from anomaly_vit.build import build_datamodule
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -103,60 +104,6 @@ def test_objective_prefers_the_best_checkpoint_and_never_returns_nan(monkeypatch
 
 
 @pytest.mark.slow
-def test_three_job_sweep_in_parallel_writes_a_three_row_summary_and_a_plot(tmp_path):
-    sweep_dir = tmp_path / "multi"
-    # joblib runs the 3 jobs at once on fresh data: they also race to generate the demo set
-    result = run_cli("anomaly_vit.train", "-m", *ONE_EPOCH, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
-                     "hydra/launcher=parallel", "hydra.launcher.n_jobs=3", "data.synthetic_fraction=0,0.5,1")  # fmt: skip
-    with (sweep_dir / "sweep_summary.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert [(r["data.synthetic_fraction"], r["status"]) for r in rows] == [
-        ("0", "ok"),
-        ("0.5", "ok"),
-        ("1", "ok"),
-    ]
-    for row, fraction in zip(rows, (0.0, 0.5, 1.0), strict=True):
-        summary = json.loads((Path(row["run_dir"]) / "summary.json").read_text())
-        assert summary["config"]["data"]["synthetic_fraction"] == fraction
-        assert float(row["test/balanced_acc"]) == pytest.approx(
-            summary["test"]["test/balanced_acc"]
-        )
-    table = (sweep_dir / "sweep_summary.md").read_text()
-    assert (
-        len(
-            [
-                line
-                for line in table.splitlines()
-                if line.startswith("| 0") or line.startswith("| 1")
-            ]
-        )
-        == 3
-    )
-    assert (sweep_dir / "sweep.png").stat().st_size > 10_000
-    assert "Sweep report:" in result.stdout
-
-
-@pytest.mark.slow
-def test_optuna_search_returns_the_best_validation_score(tmp_path):
-    sweep_dir = tmp_path / "optuna"
-    run_cli("anomaly_vit.train", "-m", "hparams_search=mix_lr", *ONE_EPOCH, f"paths.root_dir={tmp_path}",
-            f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=1")  # fmt: skip
-    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    (job,) = read_jobs(sweep_dir)
-    assert best["best_value"] == pytest.approx(job.metrics["best/val/balanced_acc"])
-    # the best parameters are the ones the one trial ran with, and that run used them
-    summary = json.loads((job.path / "summary.json").read_text())
-    for key in ("data.synthetic_fraction", "model.optimizer.lr"):
-        assert float(job.overrides[key]) == best["best_params"][key], key
-    assert summary["config"]["data"]["synthetic_fraction"] == pytest.approx(
-        best["best_params"]["data.synthetic_fraction"]
-    )
-    assert summary["config"]["model"]["optimizer"]["lr"] == pytest.approx(
-        best["best_params"]["model.optimizer.lr"]
-    )
-
-
-@pytest.mark.slow
 def test_optuna_search_survives_failing_trials(tmp_path):
     sweep_dir = tmp_path / "optuna"
     # every trial fails at once (an invalid mix): each scores -inf and the study still ends cleanly
@@ -171,21 +118,6 @@ def test_optuna_search_survives_failing_trials(tmp_path):
     # the report says why each failed, and the sweep's exit code says that jobs failed
     assert report.count("data.synthetic_fraction must be in [0, 1]") == 2
     assert result.returncode == 1 and "2 job(s) of the sweep failed" in result.stderr
-
-
-@pytest.mark.slow
-def test_submitit_local_launcher_runs_a_job(tmp_path):
-    sweep_dir = tmp_path / "submitit"
-    run_cli("anomaly_vit.train", "-m", *ONE_EPOCH, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
-            "hydra/launcher=local", "hydra.launcher.timeout_min=10", "seed=3")  # fmt: skip
-    summary = json.loads((sweep_dir / "0" / "summary.json").read_text())
-    assert summary["config"]["seed"] == 3
-    assert summary["test"]["test/balanced_acc"] == pytest.approx(
-        balanced_acc_of(summary["test"]["test/confusion"])
-    )
-    assert list((sweep_dir / ".submitit").glob("*/*_log.out"))  # it ran through submitit
-    with (sweep_dir / "sweep_summary.csv").open() as handle:
-        assert [r["status"] for r in csv.DictReader(handle)] == ["ok"]
 
 
 def test_two_key_sweep_gets_a_grid_and_a_heatmap(tmp_path):
@@ -220,19 +152,62 @@ def test_one_key_sweep_has_no_grid(fake_sweep):
 
 
 @pytest.mark.slow
-def test_two_key_multirun_writes_a_two_key_summary_grid_and_heatmap(tmp_path):
+def test_two_key_sweep_in_parallel_writes_a_summary_grid_plot_and_heatmap(tmp_path):
+    """Four jobs, two at a time (joblib): they also race to generate the demo set on fresh data.
+    One multirun checks the parallel launcher, the one-row-per-job summary and the two-key grid."""
     sweep_dir = tmp_path / "multi"
-    run_cli("anomaly_vit.train", "-m", *ONE_EPOCH, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
-            "data.real_fraction=0.5,1", "data.mix_mode=replace,add")  # fmt: skip
+    result = run_cli("anomaly_vit.train", "-m", *ONE_EPOCH, f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep_dir}",
+                     "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+                     "data.real_fraction=0.5,1", "data.mix_mode=replace,add")  # fmt: skip
     with (sweep_dir / "sweep_summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((r["data.real_fraction"], r["data.mix_mode"], r["status"]) for r in rows) == [
         ("0.5", "add", "ok"), ("0.5", "replace", "ok"), ("1", "add", "ok"), ("1", "replace", "ok")
     ]  # fmt: skip
     for row in rows:
-        data = json.loads((Path(row["run_dir"]) / "summary.json").read_text())["config"]["data"]
+        summary = json.loads((Path(row["run_dir"]) / "summary.json").read_text())
+        data = summary["config"]["data"]
         assert float(data["real_fraction"]) == float(row["data.real_fraction"])
         assert data["mix_mode"] == row["data.mix_mode"]
+        assert float(row["test/balanced_acc"]) == pytest.approx(
+            summary["test"]["test/balanced_acc"]
+        )
     table = (sweep_dir / "sweep_summary.md").read_text()
+    job_rows = [
+        line for line in table.splitlines() if re.match(r"\| (0\.5|1) \| (add|replace) \|", line)
+    ]
+    assert len(job_rows) == 4  # one table row per job
     assert "rows `data.real_fraction`, columns `data.mix_mode`" in table
+    assert (sweep_dir / "sweep.png").stat().st_size > 10_000
     assert (sweep_dir / "sweep_heatmap.png").stat().st_size > 10_000
+    assert "Sweep report:" in result.stdout
+
+
+@pytest.mark.slow
+def test_optuna_search_through_the_submitit_launcher_returns_the_best_validation_score(tmp_path):
+    """One Optuna trial launched by submitit (locally): the sweeper gets the job's best
+    validation score back, and the job ran through submitit with its own overrides."""
+    sweep_dir = tmp_path / "optuna"
+    run_cli("anomaly_vit.train", "-m", "hparams_search=mix_lr", *ONE_EPOCH, f"paths.root_dir={tmp_path}",
+            f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=1",
+            "hydra/launcher=local", "hydra.launcher.timeout_min=10", "seed=3")  # fmt: skip
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    (job,) = read_jobs(sweep_dir)
+    assert best["best_value"] == pytest.approx(job.metrics["best/val/balanced_acc"])
+    # the best parameters are the ones the one trial ran with, and that run used them
+    summary = json.loads((sweep_dir / "0" / "summary.json").read_text())
+    for key in ("data.synthetic_fraction", "model.optimizer.lr"):
+        assert float(job.overrides[key]) == best["best_params"][key], key
+    assert summary["config"]["data"]["synthetic_fraction"] == pytest.approx(
+        best["best_params"]["data.synthetic_fraction"]
+    )
+    assert summary["config"]["model"]["optimizer"]["lr"] == pytest.approx(
+        best["best_params"]["model.optimizer.lr"]
+    )
+    assert summary["config"]["seed"] == 3
+    assert summary["test"]["test/balanced_acc"] == pytest.approx(
+        balanced_acc_of(summary["test"]["test/confusion"])
+    )
+    assert list((sweep_dir / ".submitit").glob("*/*_log.out"))  # it ran through submitit
+    with (sweep_dir / "sweep_summary.csv").open() as handle:
+        assert [r["status"] for r in csv.DictReader(handle)] == ["ok"]
