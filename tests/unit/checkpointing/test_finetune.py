@@ -28,9 +28,15 @@ def parent_ckpt(smoke_run) -> Path:
 
 
 def test_finetune_numbers_epochs_from_the_parent_and_records_lineage(
-    smoke_run, smoke_data_root, parent_ckpt, tmp_path, capfd
+    smoke_run, smoke_data_root, parent_ckpt, tmp_path, capfd, monkeypatch
 ):
     from anomaly_vit.train import train
+
+    # the bar's global-epoch labels are what is checked here; pytest's captured stdout is no
+    # terminal, where the bar is dropped (that rule: tests/e2e/test_progress_bars.py)
+    monkeypatch.setattr(
+        "anomaly_vit.cli.train.progress_bar_on", lambda enabled, stream=None: enabled
+    )
 
     run_dir = tmp_path / "child"
     cfg = compose_config("train", [
