@@ -1,0 +1,201 @@
+"""The operator page in a real headless browser (Debian chromium + chromedriver, selenium):
+upload photos, read the verdicts, move the threshold, watch the counts; bad files are listed."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anomaly_vit.ui.counts import confusion_at
+from tests.helpers import compose
+from tests.helpers.browser import free_port, headless_chromium, wait_for
+from tests.helpers.fake_inferencer import FakeInferencer, fake_bundle
+
+pytestmark = pytest.mark.slow
+
+FAKE = [
+    "inferencer._target_=tests.helpers.fake_inferencer.FakeInferencer",
+    "save_threshold._target_=tests.helpers.fake_inferencer.fake_save_threshold",
+]
+
+
+def _photo(path: Path, brightness: float, size=(96, 64), seed=0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.normal(255 * brightness, 20, (size[1], size[0], 3)), 0, 255)
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    return path
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return fake_bundle(tmp_path_factory.mktemp("bundle") / "onnx")
+
+
+@pytest.fixture(scope="module")
+def app(bundle):
+    from anomaly_vit.cli.app import launch
+
+    cfg = compose("app", [f"bundle={bundle}", f"port={free_port()}", *FAKE])
+    blocks, page, url = launch(cfg, block=False)
+    yield page, url
+    blocks.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = headless_chromium()
+    yield driver
+    driver.quit()
+
+
+def _open(browser, url):
+    from selenium.webdriver.common.by import By
+
+    browser.get(url)
+    return wait_for(
+        lambda: browser.find_element(By.CSS_SELECTOR, "#photos input[type=file]"),
+        what="the page's upload field",
+    )
+
+
+def _verdicts(browser, n: int) -> dict[str, tuple[str, float | None]]:
+    from selenium.webdriver.common.by import By
+
+    def read():
+        items = browser.find_elements(By.CSS_SELECTOR, "#verdicts li.verdict")
+        if len(items) != n:
+            return None
+        return {
+            e.get_attribute("data-photo"): (
+                e.get_attribute("data-verdict"),
+                None
+                if e.get_attribute("data-score") is None
+                else float(e.get_attribute("data-score")),
+            )
+            for e in items
+        }
+
+    return wait_for(read, what=f"{n} verdicts on the page")
+
+
+def _counts(browser) -> dict[str, int]:
+    from selenium.webdriver.common.by import By
+
+    return {
+        key: int(browser.find_element(By.ID, f"count-{key}").get_attribute("data-count"))
+        for key in ("tp", "fp", "tn", "fn")
+    }
+
+
+def _type(browser, css: str, text: str, enter: bool = False) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    field = browser.find_element(By.CSS_SELECTOR, css)
+    field.clear()
+    field.send_keys(text + (Keys.ENTER if enter else ""))
+
+
+def test_upload_read_verdicts_move_threshold_counts_follow(app, bundle, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    page, url = app
+    photos = [_photo(tmp_path / "dark.png", 0.2, seed=1), _photo(tmp_path / "bright.png", 0.8)]
+    labelled = tmp_path / "labelled"
+    for i, brightness in enumerate([0.15, 0.35, 0.45, 0.55, 0.6]):
+        _photo(labelled / "good" / f"g{i}.png", brightness, seed=10 + i)
+    for i, brightness in enumerate([0.4, 0.5, 0.65, 0.75, 0.9]):
+        _photo(labelled / "defect" / f"d{i}.png", brightness, seed=20 + i)
+
+    # offline: the inferencer's own scores, the page's starting threshold
+    offline = FakeInferencer(bundle)
+    threshold = offline.threshold
+    scores = {p.name: pred.score for p, pred in zip(photos, offline.predict(photos), strict=True)}
+    truth_paths = sorted(labelled.rglob("*.png"))
+    set_scores = [p.score for p in offline.predict(truth_paths)]
+    set_truth = [p.parent.name == "defect" for p in truth_paths]
+
+    _open(browser, url).send_keys("\n".join(str(p) for p in photos))
+    shown = _verdicts(browser, 2)
+    assert shown == {
+        name: ("defect" if s >= threshold else "good", pytest.approx(s, abs=1e-6))
+        for name, s in scores.items()
+    }
+    assert {v for v, _ in shown.values()} == {"defect", "good"}
+
+    _type(browser, "#labelled textarea", str(labelled))
+    browser.find_element(By.ID, "score-labelled").click()
+    start = confusion_at(set_scores, set_truth, threshold)
+    wait_for(lambda: _counts(browser) == _as_dict(start), what="the counts at the start")
+
+    # a threshold between two scores of the set that changes the counts, and a verdict
+    candidates = sorted(set_scores + list(scores.values()))
+    moved = next(
+        t
+        for t in (round((a + b) / 2, 4) for a, b in zip(candidates, candidates[1:], strict=False))
+        if _as_dict(confusion_at(set_scores, set_truth, t)) != _as_dict(start)
+        and any((s >= t) != (s >= threshold) for s in scores.values())
+    )
+    _type(browser, "#threshold input[type=number]", str(moved), enter=True)
+    expected = _as_dict(confusion_at(set_scores, set_truth, moved))
+    wait_for(lambda: _counts(browser) == expected, what=f"the counts at threshold {moved}")
+    assert expected != _as_dict(start)
+    verdicts_moved = {k: v for k, (v, _) in _verdicts(browser, 2).items()}
+    assert verdicts_moved == {n: "defect" if s >= moved else "good" for n, s in scores.items()}
+
+    # offline: every resource the page loaded came from this server
+    hosts = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)"
+    )
+    assert set(hosts) <= {url.split("/")[2]}, hosts
+
+
+def test_bad_files_get_a_message_and_the_server_goes_on(app, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    _, url = app
+    (tmp_path / "notes.png").write_text("a text file with an image's name")
+    (tmp_path / "empty.png").write_bytes(b"")
+    huge = _png_header_only(tmp_path / "huge.png", 40000, 30000)
+    upload = _open(browser, url)
+    browser.find_element(By.ID, "inspect").click()
+    wait_for(
+        lambda: "Nothing to inspect" in browser.find_element(By.ID, "messages").text,
+        what="the empty-upload message",
+    )
+    upload.send_keys("\n".join(str(tmp_path / n) for n in ("notes.png", "empty.png", huge.name)))
+    shown = _verdicts(browser, 3)
+    assert {name: verdict for name, (verdict, _) in shown.items()} == {
+        "notes.png": "unreadable",
+        "empty.png": "unreadable",
+        "huge.png": "unreadable",
+    }
+    text = browser.find_element(By.ID, "messages").text
+    assert "'notes.png': not a recognised image" in text
+    assert "'empty.png': file is empty (0 bytes)" in text
+    assert "'huge.png': too large to decode safely" in text
+    # the server still answers
+    good = _photo(tmp_path / "fine.png", 0.3)
+    _open(browser, url).send_keys(str(good))
+    assert _verdicts(browser, 1)["fine.png"][0] in {"good", "defect"}
+
+
+def _as_dict(c) -> dict[str, int]:
+    return {"tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn}
