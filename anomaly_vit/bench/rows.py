@@ -31,6 +31,7 @@ class Rows:
             ("memory", self._memory_row),
             ("startup", self._startup_row),
             ("real_data", self._real_data_rows),
+            ("app_latency", self._app_latency_row),
         ]
         wanted = self.settings.get("steps") or [step for step, _ in builders]
         rows: list[Row] = []
@@ -84,6 +85,15 @@ class Rows:
                 )  # fmt: skip
             )
         return rows
+
+    def _app_latency_row(self) -> Row:
+        from anomaly_vit.bench.app_latency import latency_row
+
+        app = self.settings["app_latency"]
+        if not app.get("bundle"):
+            return latency_row(None, app["goal_ms"], "give app_latency.bundle=<export dir>")
+        failed = self._failed("8a", "app_latency", "operator page latency", "app_latency")
+        return failed or latency_row(self.results["app_latency"], app["goal_ms"])
 
     def _failed(self, number: str, key: str, title: str, step: str) -> Row | None:
         """A `skipped` row when `step` failed or did not run; None when it has results."""

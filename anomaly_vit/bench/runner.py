@@ -166,6 +166,15 @@ class Bench:
         real["train_overrides"] = [*real.get("train_overrides", []), *self.overrides]
         return run_real_data(real, self.out_dir / "runs" / "real_data")
 
+    def app_latency(self) -> dict[str, Any]:
+        from anomaly_vit.bench.app_latency import page_latency
+
+        app = self.settings["app_latency"]
+        overrides = [f"bundle={app['bundle']}", *app.get("app_overrides", [])]
+        return page_latency(
+            overrides, int(app["photo_px"]), int(app["warmup"]), int(app["repeats"])
+        )
+
     def clean(self) -> None:
         if self.settings.get("keep_checkpoints"):
             return
@@ -202,12 +211,15 @@ def run_bench(settings: dict[str, Any], out_dir: Path) -> int:
         "memory": bench.memory,
         "convergence": bench.convergence,
         "real_data": bench.real_data,
+        "app_latency": bench.app_latency,
     }
     wanted = settings.get("steps") or list(steps)
     if not settings["convergence"]["enabled"]:
         wanted = [s for s in wanted if s != "convergence"]
     if not settings["real_data"].get("manifest"):
         wanted = [s for s in wanted if s != "real_data"]
+    if not settings["app_latency"].get("bundle"):
+        wanted = [s for s in wanted if s != "app_latency"]
     for name in wanted:
         bench.step(name, steps[name])
     bench.clean()

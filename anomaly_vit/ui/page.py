@@ -231,8 +231,8 @@ def build_page(page: Page) -> gr.Blocks:
                 pick = gr.Dropdown(label="Photo in view", choices=[], elem_id="pick")
                 verdict = gr.Markdown(elem_id="photo-verdict")
                 with gr.Row():
-                    outlined = gr.Image(label="defect outlined", elem_id="outlined", format="png")
-                    mapped = gr.Image(label="map overlay", elem_id="overlay", format="png")
+                    outlined = gr.Image(label="defect outlined", elem_id="outlined", format="jpeg")
+                    mapped = gr.Image(label="map overlay", elem_id="overlay", format="jpeg")
             with gr.Column(scale=2):
                 gr.Markdown("### Operating point")
                 policy = gr.Dropdown(

@@ -9,6 +9,7 @@ import html
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from anomaly_vit.ui.counts import Confusion
 
@@ -16,6 +17,18 @@ OUTLINE_RGB = (255, 32, 32)
 # anchor colours of matplotlib's "inferno", dark to bright (the map overlay's colour scale)
 INFERNO_ANCHORS = np.array(
     [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float32
+)
+# 256 colours interpolated between the anchors: a map value's colour is one table look-up
+COLOUR_LUT = (
+    np.stack(
+        [
+            np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(INFERNO_ANCHORS)), channel)
+            for channel in INFERNO_ANCHORS.T
+        ],
+        axis=1,
+    )
+    .round()
+    .astype(np.uint8)
 )
 
 
@@ -52,14 +65,12 @@ def overlay(
     if photo_hw3.shape[:2] != map_hw.shape:
         raise ValueError(f"photo {photo_hw3.shape[:2]} and map {map_hw.shape} differ in size")
     lo, hi = value_range
-    unit_hw = np.clip((map_hw.astype(np.float32) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
-    unit_hw = np.nan_to_num(unit_hw, nan=0.0)  # no map value (outside the part): darkest
-    position_hw = unit_hw * (len(INFERNO_ANCHORS) - 1)
-    below_hw = np.minimum(position_hw.astype(np.int64), len(INFERNO_ANCHORS) - 2)
-    t_hw1 = (position_hw - below_hw)[..., None]
-    colour_hw3 = INFERNO_ANCHORS[below_hw] * (1 - t_hw1) + INFERNO_ANCHORS[below_hw + 1] * t_hw1
-    blended = (1 - alpha) * photo_hw3.astype(np.float32) + alpha * colour_hw3
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    unit_hw = (map_hw.astype(np.float32) - lo) * (1.0 / max(hi - lo, 1e-12))
+    np.clip(unit_hw, 0.0, 1.0, out=unit_hw)
+    np.nan_to_num(unit_hw, copy=False, nan=0.0)  # no map value (outside the part): darkest
+    colour_hw3 = COLOUR_LUT[np.rint(unit_hw * (len(COLOUR_LUT) - 1)).astype(np.uint8)]
+    photo = Image.fromarray(np.ascontiguousarray(photo_hw3, dtype=np.uint8))
+    return np.asarray(Image.blend(photo, Image.fromarray(colour_hw3), float(alpha)))
 
 
 def map_range(map_hw: np.ndarray, map_kind: str | None) -> tuple[float, float]:
