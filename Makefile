@@ -17,7 +17,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,sweep,ui]"
+	$(PY) -m pip install -q -e ".[dev,sweep,deploy,export,ui]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with dev tools
