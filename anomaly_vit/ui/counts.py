@@ -1,6 +1,7 @@
 """Confusion counts and the ROC point of a labelled photo set at a threshold.
 
-A photo is called a defect when its score is at least the threshold (the inferencer's rule).
+A photo is called a defect when its score is at least the threshold: the counts are those of
+`anomaly_vit.model.thresholds.confusion`, the rule the policies were chosen with.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from anomaly_vit.model.thresholds import confusion
 
 
 @dataclass(frozen=True)
@@ -37,18 +40,11 @@ class Confusion:
 
 def confusion_at(scores: Sequence[float], is_defect: Sequence[bool], threshold: float) -> Confusion:
     """The counts when every photo scoring at least `threshold` is called a defect."""
-    scores_n = np.asarray(scores, dtype=np.float64)
-    truth_n = np.asarray(is_defect, dtype=bool)
+    scores_n, truth_n = np.asarray(scores, dtype=np.float64), np.asarray(is_defect, dtype=bool)
     if scores_n.shape != truth_n.shape:
         raise ValueError(f"{scores_n.size} scores but {truth_n.size} labels")
-    called_n = scores_n >= threshold
-    return Confusion(
-        threshold=float(threshold),
-        tp=int(np.sum(called_n & truth_n)),
-        fp=int(np.sum(called_n & ~truth_n)),
-        tn=int(np.sum(~called_n & ~truth_n)),
-        fn=int(np.sum(~called_n & truth_n)),
-    )
+    counts = confusion(scores_n, truth_n, threshold)
+    return Confusion(float(threshold), *(int(counts[k]) for k in ("tp", "fp", "tn", "fn")))
 
 
 def roc_points(scores: Sequence[float], is_defect: Sequence[bool]) -> list[tuple[float, float]]:

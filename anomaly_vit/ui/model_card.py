@@ -14,12 +14,13 @@ from anomaly_vit.ui.policies import policy_words
 
 def model_card(bundle: Mapping[str, Any]) -> str:
     """Markdown of the card; a part the bundle lacks is named as missing, never invented."""
+    run = bundle.get("run") or {}
     parts = [_identity(bundle)]
     parts.append("### Lineage\n\n" + _lineage(bundle.get("lineage")))
-    parts.append("### Data it was trained and tested on\n\n" + _data(bundle.get("data")))
-    parts.append("### Test metrics\n\n" + _metrics(bundle.get("test")))
+    parts.append("### Data it was trained and tested on\n\n" + _data(run.get("data")))
+    parts.append("### Test metrics\n\n" + _metrics(run.get("test")))
     parts.append("### Threshold policies (chosen on validation)\n\n" + _policies(bundle))
-    parts.append("### Where it looks: map scores vs baselines\n\n" + _maps(bundle.get("maps")))
+    parts.append("### Where it looks: map scores vs baselines\n\n" + _maps(run.get("explain")))
     return "\n\n".join(parts)
 
 
@@ -36,24 +37,32 @@ def _identity(bundle: Mapping[str, Any]) -> str:
 
 
 def _lineage(lineage: Any) -> str:
-    if lineage is None:
+    if not isinstance(lineage, Mapping):
         return "not stored in this bundle"
-    if isinstance(lineage, Mapping):
-        lineage = [lineage]
-    if not lineage:
-        return "trained from scratch in one run (no earlier checkpoint)"
-    return "\n".join(f"{i}. {_inline(step)}" for i, step in enumerate(lineage, start=1))
+    sha = str(lineage.get("ckpt_sha256") or "")[:12]
+    lines = [
+        f"- checkpoint `{lineage.get('ckpt_path')}` (global epoch {lineage.get('global_epoch')}"
+        + (f", sha256 {sha}…)" if sha else ")")
+    ]
+    parents = lineage.get("parents") or []
+    if not parents:
+        lines.append("- trained in one run (not fine-tuned from an earlier checkpoint)")
+    lines += [f"- fine-tuned from: {_inline(parent)}" for parent in parents]
+    return "\n".join(lines)
 
 
 def _data(data: Any) -> str:
     if not isinstance(data, Mapping) or not data:
         return "not stored in this bundle"
-    splits = {k: v for k, v in data.items() if isinstance(v, Mapping)}
-    other = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
+    splits = {
+        k: v
+        for k, v in data.items()
+        if isinstance(v, Mapping) and all(isinstance(n, int) for n in v.values())
+    }
+    other = {k: v for k, v in data.items() if k not in splits}
     rows = []
     for split, counts in splits.items():
-        numbers = [v for v in counts.values() if isinstance(v, int | float)]
-        rows.append([split, int(sum(numbers)), _inline(counts)])
+        rows.append([split, sum(counts.values()), _inline(counts)])
     text = _table(["split", "images", "by source/class"], rows) if rows else ""
     return text + ("\n\n" + _inline(other) if other else "")
 
@@ -88,15 +97,24 @@ def _maps(maps: Any) -> str:
     if not isinstance(maps, Mapping) or not maps:
         return "not stored in this bundle"
     scores = maps.get("maps", maps)
-    baselines = maps.get("baselines", {})
+    baselines = maps.get("baselines") or {}
     kinds = {k: v for k, v in scores.items() if isinstance(v, Mapping)}
     columns = list(kinds) + [f"baseline: {b}" for b in baselines]
     metrics = sorted({m for v in (*kinds.values(), *baselines.values()) for m in v})
     rows = [
         [m] + [_number(v.get(m)) for v in (*kinds.values(), *baselines.values())] for m in metrics
     ]
-    note = "" if baselines else "\n\n(no baselines stored)"
-    return _table(["score", *columns], rows) + note
+    where = (
+        f"on {maps['n_scored']} defective {maps.get('split', 'test')} photos; "
+        if "n_scored" in maps
+        else ""
+    )
+    note = where + (
+        "a map is worth trusting where it beats the baselines"
+        if baselines
+        else "no baselines stored"
+    )
+    return _table(["score", *columns], rows) + "\n\n" + note
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -16,11 +16,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
+from anomaly_vit.deploy.bundle import MANUAL_POLICY  # noqa: E402
 from anomaly_vit.ui.counts import Confusion, confusion_at, roc_points  # noqa: E402
 from anomaly_vit.ui.inspector import Inspector, Shown  # noqa: E402
 from anomaly_vit.ui.model_card import model_card  # noqa: E402
 from anomaly_vit.ui.photos import Photo, PhotoSetError, folder_photos, labelled_photos  # noqa: E402
-from anomaly_vit.ui.policies import MANUAL, policy_choices, policy_words  # noqa: E402
+from anomaly_vit.ui.policies import policy_choices  # noqa: E402
 from anomaly_vit.ui.render import (  # noqa: E402
     confusion_html,
     map_range,
@@ -48,6 +49,7 @@ class Look:
     outline_px_per_1000: float = 4.0  # outline thickness per 1000 px of the photo's short side
     overlay_alpha: float = 0.5
     roc_px: int = 260
+    picture_px: int = 360  # height of the two pictures on the page (the files keep the photo's)
 
 
 @dataclass
@@ -187,9 +189,9 @@ class Page:
 
     def save_current(self, threshold: float) -> str:
         """Write a new bundle version with the slider's threshold; the bundle in use is kept."""
-        new_dir = self.save(self.bundle_dir, float(threshold), name=MANUAL)
+        new_dir = self.save(self.bundle_dir, float(threshold), name=MANUAL_POLICY)
         return (
-            f"Saved threshold {threshold:.4f} as policy `{MANUAL}` in a new bundle version: "
+            f"Saved threshold {threshold:.4f} as policy `{MANUAL_POLICY}` in a new bundle version: "
             f"`{new_dir}` (the bundle `{self.bundle_dir}` is unchanged). Start the app on the "
             "new folder to use it."
         )
@@ -204,9 +206,9 @@ def _message(problems: Sequence[str], n_photos: int) -> str:
 
 def build_page(page: Page) -> gr.Blocks:
     """The page's components and events."""
-    choices = policy_choices(page.policies)
-    if page.policy == MANUAL:
-        choices.append((f"{policy_words(MANUAL)} (threshold {page.threshold:.4f})", MANUAL))
+    choices = policy_choices(page.policies, page.policy, page.threshold)
+    # JPEG: PNG encoding cost ~100 ms a 640 px picture; no share button (it would go online)
+    picture = {"format": "jpeg", "height": page.look.picture_px, "buttons": ["download", "fullscreen"]}  # fmt: skip
     with gr.Blocks(title="anomaly-vit inspection", analytics_enabled=False) as blocks:
         results = gr.State([])
         shown = gr.State(None)
@@ -231,8 +233,8 @@ def build_page(page: Page) -> gr.Blocks:
                 pick = gr.Dropdown(label="Photo in view", choices=[], elem_id="pick")
                 verdict = gr.Markdown(elem_id="photo-verdict")
                 with gr.Row():
-                    outlined = gr.Image(label="defect outlined", elem_id="outlined", format="jpeg")
-                    mapped = gr.Image(label="map overlay", elem_id="overlay", format="jpeg")
+                    outlined = gr.Image(label="defect outlined", elem_id="outlined", **picture)
+                    mapped = gr.Image(label="map overlay", elem_id="overlay", **picture)
             with gr.Column(scale=2):
                 gr.Markdown("### Operating point")
                 policy = gr.Dropdown(

@@ -3,6 +3,7 @@ upload photos, read the verdicts, move the threshold, watch the counts; bad file
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -11,17 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from anomaly_vit.deploy import Inferencer
 from anomaly_vit.ui.counts import confusion_at
 from tests.helpers import compose
 from tests.helpers.browser import free_port, headless_chromium, wait_for
-from tests.helpers.fake_inferencer import FakeInferencer, fake_bundle
+from tests.helpers.deploy import demo_dir
 
 pytestmark = pytest.mark.slow
 
-FAKE = [
-    "inferencer._target_=tests.helpers.fake_inferencer.FakeInferencer",
-    "save_threshold._target_=tests.helpers.fake_inferencer.fake_save_threshold",
-]
+
+def _demo_photos(run_dir: Path, label: str, n: int) -> list[Path]:
+    return sorted((demo_dir(run_dir) / "left" / label).glob("*.png"))[:n]
 
 
 def _photo(path: Path, brightness: float, size=(96, 64), seed=0) -> Path:
@@ -44,15 +45,10 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    return fake_bundle(tmp_path_factory.mktemp("bundle") / "onnx")
-
-
-@pytest.fixture(scope="module")
-def app(bundle):
+def app(token_bundle):
     from anomaly_vit.cli.app import launch
 
-    cfg = compose("app", [f"bundle={bundle}", f"port={free_port()}", *FAKE])
+    cfg = compose("app", [f"bundle={token_bundle}", f"port={free_port()}"])
     blocks, page, url = launch(cfg, block=False)
     yield page, url
     blocks.close()
@@ -113,24 +109,39 @@ def _type(browser, css: str, text: str, enter: bool = False) -> None:
     field.send_keys(text + (Keys.ENTER if enter else ""))
 
 
-def test_upload_read_verdicts_move_threshold_counts_follow(app, bundle, browser, tmp_path):
+def test_upload_read_verdicts_move_threshold_counts_follow(
+    app, token_bundle, smoke_run_tokens, browser, tmp_path
+):
     from selenium.webdriver.common.by import By
 
     page, url = app
-    photos = [_photo(tmp_path / "dark.png", 0.2, seed=1), _photo(tmp_path / "bright.png", 0.8)]
-    labelled = tmp_path / "labelled"
-    for i, brightness in enumerate([0.15, 0.35, 0.45, 0.55, 0.6]):
-        _photo(labelled / "good" / f"g{i}.png", brightness, seed=10 + i)
-    for i, brightness in enumerate([0.4, 0.5, 0.65, 0.75, 0.9]):
-        _photo(labelled / "defect" / f"d{i}.png", brightness, seed=20 + i)
+    # two photos of the smoke model's demo set, one good, one cracked, at their own sizes
+    good, crack = _demo_photos(smoke_run_tokens, "good", 1)[0], _demo_photos(smoke_run_tokens, "crack", 1)[0]  # fmt: skip
+    photos = [tmp_path / "good_part.png", tmp_path / "cracked_part.png"]
+    Image.open(good).resize((96, 72)).save(photos[0])
+    Image.open(crack).save(photos[1])
+    # a labelled set as a manifest: every other demo photo, defect = any defect kind
+    labelled = tmp_path / "labelled.csv"
+    truth_paths = [
+        *_demo_photos(smoke_run_tokens, "good", 8),
+        *_demo_photos(smoke_run_tokens, "crack", 4),
+        *_demo_photos(smoke_run_tokens, "stain", 4),
+    ]
+    set_truth = [p.parent.name != "good" for p in truth_paths]
+    labelled.write_text(
+        "path,label\n"
+        + "".join(
+            f"{p},{'defect' if t else 'good'}\n"
+            for p, t in zip(truth_paths, set_truth, strict=True)
+        )  # fmt: skip
+    )
 
-    # offline: the inferencer's own scores, the page's starting threshold
-    offline = FakeInferencer(bundle)
+    # offline: the inferencer's own scores and the page's starting threshold
+    offline = Inferencer(token_bundle)
     threshold = offline.threshold
+    assert page.threshold == threshold
     scores = {p.name: pred.score for p, pred in zip(photos, offline.predict(photos), strict=True)}
-    truth_paths = sorted(labelled.rglob("*.png"))
     set_scores = [p.score for p in offline.predict(truth_paths)]
-    set_truth = [p.parent.name == "defect" for p in truth_paths]
 
     _open(browser, url).send_keys("\n".join(str(p) for p in photos))
     shown = _verdicts(browser, 2)
@@ -138,8 +149,8 @@ def test_upload_read_verdicts_move_threshold_counts_follow(app, bundle, browser,
         name: ("defect" if s >= threshold else "good", pytest.approx(s, abs=1e-6))
         for name, s in scores.items()
     }
-    assert {v for v, _ in shown.values()} == {"defect", "good"}
 
+    assert browser.find_element(By.CSS_SELECTOR, "#outlined img").get_attribute("src")
     _type(browser, "#labelled textarea", str(labelled))
     browser.find_element(By.ID, "score-labelled").click()
     start = confusion_at(set_scores, set_truth, threshold)
@@ -159,6 +170,9 @@ def test_upload_read_verdicts_move_threshold_counts_follow(app, bundle, browser,
     assert expected != _as_dict(start)
     verdicts_moved = {k: v for k, (v, _) in _verdicts(browser, 2).items()}
     assert verdicts_moved == {n: "defect" if s >= moved else "good" for n, s in scores.items()}
+
+    if os.environ.get("AVIT_APP_SCREENSHOT"):  # docs/images/app.png (docs/app.md says how)
+        browser.save_screenshot(os.environ["AVIT_APP_SCREENSHOT"])
 
     # offline: every resource the page loaded came from this server
     hosts = browser.execute_script(

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from anomaly_vit.ui.counts import confusion_at, roc_points
-from anomaly_vit.ui.policies import policy_choices, policy_words, starting_point
+from anomaly_vit.ui.policies import policy_choices, policy_words
 
 SCORES = [0.9, 0.7, 0.7, 0.4, 0.2, 0.1]
 DEFECT = [True, True, False, True, False, False]
@@ -63,15 +63,13 @@ def test_policies_are_named_in_words(name, words):
 
 
 def test_policy_choices_carry_the_stored_name_and_threshold():
-    choices = policy_choices({"recall:1.0": {"threshold": 0.123456}, "youden": {"threshold": 0.5}})
+    stored = {"recall:1.0": {"threshold": 0.123456}, "youden": {"threshold": 0.5}}
+    choices = policy_choices(stored, "youden", 0.5)
     assert choices[0] == ("no escapes on validation (recall:1.0, threshold 0.1235)", "recall:1.0")
     assert [value for _, value in choices] == ["recall:1.0", "youden"]
+    # a starting point that is no stored policy is offered too
+    assert policy_choices(stored, "manual", 0.42)[-1] == (
+        "set by hand (manual, threshold 0.4200)",
+        "manual",
+    )
 
-
-def test_starting_point_number_wins_then_policy_then_default():
-    policies = {"youden": {"threshold": 0.5}, "fpr:0.01": {"threshold": 0.8}}
-    assert starting_point(policies, "youden", "fpr:0.01", 0.3) == (0.3, "manual")
-    assert starting_point(policies, "youden", "fpr:0.01", None) == (0.8, "fpr:0.01")
-    assert starting_point(policies, "youden", None, None) == (0.5, "youden")
-    with pytest.raises(ValueError, match=r"threshold_policy=recall:1.0 .* youden, fpr:0.01"):
-        starting_point(policies, "youden", "recall:1.0", None)
