@@ -123,7 +123,7 @@ def open_photo(path: str | Path, max_pixels: int) -> Image.Image:
     if width * height > max_pixels:
         raise BadImageError(
             path,
-            f"{width} x {height} px ({width * height / 1e6:.0f} Mpx) is over the page's limit "
+            f"{width} x {height} px ({width * height / 1e6:.3g} Mpx) is over the page's limit "
             f"of {max_pixels / 1e6:g} Mpx; {_shrink(max_pixels)}",
         )
     return read_image(path)[0]
