@@ -8,6 +8,7 @@ goes: the page's handler called in process, and the inferencer alone.
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import tempfile
@@ -49,6 +50,8 @@ def page_latency(
     """Serve the page (conf/app.yaml + `app_overrides`, which name the bundle) and time its
     answer to one photo: over HTTP, in process, and the inferencer alone (ms)."""
     from gradio_client import Client, handle_file
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
     from anomaly_vit.cli.app import launch
     from anomaly_vit.compose import compose

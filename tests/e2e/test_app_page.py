@@ -113,3 +113,15 @@ def test_the_command_says_what_is_wrong_in_one_line(token_bundle, monkeypatch, o
     with pytest.raises(UserError) as info:
         serve(compose("app", [f"bundle={token_bundle}", override]))
     assert says in info.value.message and "\n" not in info.value.message
+
+
+@pytest.mark.slow
+def test_latency_bench_times_the_served_page(token_bundle):
+    from anomaly_vit.bench.app_latency import latency_row, page_latency
+
+    result = page_latency([f"bundle={token_bundle}"], photo_px=160, warmup=1, repeats=3)
+    assert len(result["http_ms"]) == len(result["handler_ms"]) == 3
+    assert result["model_input"] == [64, 64] and result["photo"] == "160 x 160 px PNG"
+    # the answer over HTTP holds the handler's work, which holds the inferencer's
+    assert min(result["http_ms"]) > min(result["inferencer_ms"]) > 0
+    assert latency_row(result, 300).status == "measured"
