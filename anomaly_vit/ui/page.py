@@ -271,7 +271,7 @@ def build_page(page: Page) -> gr.Blocks:
             elem_id="table",
         )
         csv_file = gr.File(label="Table as CSV", elem_id="csv", interactive=False)
-        with gr.Accordion("Model card: what it was trained on, how well it did", open=False):
+        with gr.Accordion("Model card: what it was trained on, how well it did", open=True):
             gr.Markdown(model_card(page.bundle), elem_id="model-card")
 
         answers = [verdicts, table, csv_file]

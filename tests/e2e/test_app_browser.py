@@ -117,9 +117,9 @@ def test_upload_read_verdicts_move_threshold_counts_follow(
     page, url = app
     # two photos of the smoke model's demo set, one good, one cracked, at their own sizes
     good, crack = _demo_photos(smoke_run_tokens, "good", 1)[0], _demo_photos(smoke_run_tokens, "crack", 1)[0]  # fmt: skip
-    photos = [tmp_path / "good_part.png", tmp_path / "cracked_part.png"]
-    Image.open(good).resize((96, 72)).save(photos[0])
-    Image.open(crack).save(photos[1])
+    photos = [tmp_path / "cracked_part.png", tmp_path / "good_part.png"]
+    Image.open(crack).resize((256, 256), Image.BICUBIC).save(photos[0])
+    Image.open(good).resize((320, 240), Image.BICUBIC).save(photos[1])
     # a labelled set as a manifest: every other demo photo, defect = any defect kind
     labelled = tmp_path / "labelled.csv"
     truth_paths = [
@@ -172,7 +172,10 @@ def test_upload_read_verdicts_move_threshold_counts_follow(
     assert verdicts_moved == {n: "defect" if s >= moved else "good" for n, s in scores.items()}
 
     if os.environ.get("AVIT_APP_SCREENSHOT"):  # docs/images/app.png (docs/app.md says how)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1400, height)
         browser.save_screenshot(os.environ["AVIT_APP_SCREENSHOT"])
+        browser.set_window_size(1400, 1800)
 
     # offline: every resource the page loaded came from this server
     hosts = browser.execute_script(
