@@ -115,6 +115,7 @@ def test_upload_read_verdicts_move_threshold_counts_follow(
     from selenium.webdriver.common.by import By
 
     page, url = app
+    assert url.startswith("http://127.0.0.1:")  # localhost unless told (host=)
     # two photos of the smoke model's demo set, one good, one cracked, at their own sizes
     good, crack = _demo_photos(smoke_run_tokens, "good", 1)[0], _demo_photos(smoke_run_tokens, "crack", 1)[0]  # fmt: skip
     photos = [tmp_path / "cracked_part.png", tmp_path / "good_part.png"]

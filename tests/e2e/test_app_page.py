@@ -125,3 +125,15 @@ def test_latency_bench_times_the_served_page(token_bundle):
     # the answer over HTTP holds the handler's work, which holds the inferencer's
     assert min(result["http_ms"]) > min(result["inferencer_ms"]) > 0
     assert latency_row(result, 300).status == "measured"
+
+
+def test_the_page_is_offline_and_local_by_default(token_bundle):
+    import os
+
+    from anomaly_vit.cli.app import build_app
+
+    cfg = compose("app", [f"bundle={token_bundle}"])
+    blocks, _ = build_app(cfg)
+    assert cfg.host == "127.0.0.1"
+    assert blocks.analytics_enabled is False  # no telemetry thread, no version check
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"

@@ -72,4 +72,3 @@ def test_policy_choices_carry_the_stored_name_and_threshold():
         "set by hand (manual, threshold 0.4200)",
         "manual",
     )
-
