@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from anomaly_vit.data.regions import mask_boxes
 from anomaly_vit.data.resize import ResizeMode
 from anomaly_vit.deploy.bundle import read_bundle, resolve_threshold
 from anomaly_vit.deploy.preprocess import map_to_original, model_input, to_rgb
-from anomaly_vit.deploy.regions import mask_boxes
 
 ImageLike = str | Path | Image.Image | np.ndarray
 DEFAULT_BATCH_SIZE = 8

@@ -147,7 +147,11 @@ def _mean_scores(score_rows: list[dict[str, float]], kinds: list[str]) -> dict[s
 
 
 def _explain_block(
-    score_rows: list[dict[str, float]], wrong: list[bool], kinds: list[str], tolerance_px: int
+    score_rows: list[dict[str, float]],
+    wrong: list[bool],
+    kinds: list[str],
+    tolerance_px: int,
+    maps_masks: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
     """The "explain" block of `explain.evaluate` from the per-image scores of masked images."""
     values = {
@@ -157,7 +161,7 @@ def _explain_block(
         }
         for kind in [*kinds, *BASELINES]
     }
-    block = summarise_scores(values, torch.tensor(wrong, dtype=torch.bool))
+    block = summarise_scores(values, torch.tensor(wrong, dtype=torch.bool), maps_masks)
     return block | {"kinds": kinds, "split": "input", "tolerance_px": tolerance_px}
 
 
@@ -202,6 +206,8 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     score_rows: list[dict[str, float]] = []
     wrong: list[bool] = []  # per image: does the model get it wrong (explain.evaluate)
     skipped: list[dict[str, str]] = []
+    set_maps: dict[str, list[torch.Tensor]] = {}
+    set_masks: list[torch.Tensor] = []
     log.info("explaining %d image(s) from %s with %s", len(items), cfg.input, cfg.ckpt_path)
     for start in range(0, len(items), int(cfg.batch_size)):
         batch, images, masks, has_mask = _load_batch(
@@ -236,6 +242,11 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
             float(cfg.patch_positive_share),
         )
         score_rows += batch_scores
+        scored = [i for i, scores in enumerate(batch_scores) if has_mask[i] and scores]
+        if scored:  # the masked images' maps, for AUPRO (a score of the whole set)
+            set_masks.append(masks[scored].bool())
+            for kind, maps_bhw in (explanation.maps | baselines).items():
+                set_maps.setdefault(kind, []).append(maps_bhw[scored].float())
         for index, item in enumerate(batch):
             defect_score = float(defect_scores_b[index])
             overlay = overlay_dir / f"{item.name}.png"
@@ -293,7 +304,13 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         "n_scored": len(masked),
         **_accuracies(rows, model.classes, model.classes[model.good_index]),
         "scores": _mean_scores(masked, [*kinds, RANDOM_BASELINE, CENTRE_BASELINE]),
-        "explain": _explain_block(masked, masked_wrong, kinds, tolerance_px),
+        "explain": _explain_block(
+            masked,
+            masked_wrong,
+            kinds,
+            tolerance_px,
+            {k: (torch.cat(v), torch.cat(set_masks)) for k, v in set_maps.items()},
+        ),
     }
     write_json(output_dir / SUMMARY_JSON, summary)
     print(f"\nExplanations of {len(rows)} image(s) written to {output_dir}")
