@@ -23,7 +23,7 @@ from PIL import Image
 
 from anomaly_vit.data.regions import mask_boxes
 from anomaly_vit.data.resize import ResizeMode
-from anomaly_vit.deploy.bundle import read_bundle, resolve_threshold
+from anomaly_vit.deploy.bundle import read_bundle, resolve_bundle_threshold
 from anomaly_vit.deploy.preprocess import map_to_original, model_input, to_rgb
 
 ImageLike = str | Path | Image.Image | np.ndarray
@@ -93,7 +93,9 @@ class Inferencer:
     ) -> None:
         self.bundle_dir = Path(bundle_dir).expanduser()
         self.bundle: dict[str, Any] = read_bundle(self.bundle_dir)
-        self.threshold, self.policy = resolve_threshold(self.bundle, threshold_policy, threshold)
+        self.threshold, self.policy = resolve_bundle_threshold(
+            self.bundle, threshold_policy, threshold
+        )
         spec = self.bundle["input"]
         self.input_hw = (int(spec["height"]), int(spec["width"]))
         self.resize = ResizeMode(spec["resize"])

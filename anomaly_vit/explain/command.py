@@ -7,7 +7,8 @@ writes into its run dir (outputs/runs/<time>_explain/):
   then one overlay per map kind, with the mask contour when a mask exists;
 - `predictions.csv`: one row per image: path, true label, predicted class and its probability,
   defect score (as the model decides: 1 - p(good), or with the token head per
-  `model.mask_loss.decision`), `is_defect` at the checkpoint's stored threshold, and where a mask
+  `model.mask_loss.decision`), `is_defect` at the run's threshold policy (`threshold_policy=`,
+  or a number `threshold=`; docs/deploy.md), and where a mask
   exists the scores `<kind>/<score>` (pointing, energy, pixel_auroc, ...); empty cells elsewhere;
 - `summary.json`: counts, accuracies where labels are known, the mean scores of every map
   kind and of the random / centre baselines over the images with a defect mask ("scores"), and
@@ -54,6 +55,7 @@ from anomaly_vit.explain.scores import (
     centre_prior_maps,
     random_maps,
 )
+from anomaly_vit.model.calibration import checkpoint_threshold
 from anomaly_vit.rundir import PREDICTIONS_CSV, SUMMARY_JSON, write_dict_rows, write_json
 from anomaly_vit.viz.overlays import probe_grid_figure, save_figure
 
@@ -194,12 +196,15 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     model.to(_device(str(cfg.device)))
     if getattr(model, "token_head", None) is not None and "tokens" not in kinds:
         kinds.append("tokens")  # a mask-guided model's own map is always shown and scored
+    threshold, policy = checkpoint_threshold(
+        cfg.ckpt_path, model, cfg.get("threshold_policy"), cfg.get("threshold")
+    )
+    model.defect_threshold.fill_(threshold)  # every decision below (and `misclassified`) uses it
     items = find_inputs(cfg.input, cfg.get("masks"), model.classes)
     size_hw = image_size_hw(model)
     resize = training_resize(info)
     patch_hw = patch_size_hw(model)
     tolerance_px = resolve_tolerance_px(model, cfg.get("tolerance_px"))
-    threshold = float(model.defect_threshold)
     output_dir = Path(cfg.paths.output_dir)
     overlay_dir = output_dir / "overlays"
     rows: list[dict[str, Any]] = []
@@ -296,6 +301,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         "input": str(cfg.input),
         "classes": model.classes,
         "defect_threshold": threshold,
+        "threshold_policy": policy,
         "tolerance_px": tolerance_px,
         "resize": resize.value,
         "n_images": len(rows),
