@@ -17,6 +17,7 @@ that names the file and what to do. numpy-free, torch-free.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,22 @@ def policy_entry(bundle: dict[str, Any], value: float) -> dict[str, Any]:
     return {"threshold": float(value), "fallback": False, "val": counts, "test": None}
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null, so any JSON reader takes the file (as summary.json)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_bundle_json(bundle_dir: Path, bundle: dict[str, Any]) -> Path:
     """Write bundle.json (atomically: a reader never sees half a file)."""
     path = Path(bundle_dir) / BUNDLE_JSON
     tmp = path.with_name(f".{BUNDLE_JSON}.tmp")
-    tmp.write_text(json.dumps(bundle, indent=2, allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(_finite(bundle), indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
     return path
 
