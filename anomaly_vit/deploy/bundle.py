@@ -17,16 +17,16 @@ that names the file and what to do. numpy-free, torch-free.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
 
 from anomaly_vit.model.thresholds import (
-    Policy,
+    MANUAL_POLICY,
     PolicyError,
-    choose_threshold,
     confusion,
-    parse_policy,
+    resolve_threshold,
 )
 
 FORMAT_VERSION = 1
@@ -44,7 +44,6 @@ REQUIRED_KEYS = (
     "pixel_threshold",
     "map_kind",
 )
-MANUAL_POLICY = "manual"
 
 
 class BundleError(ValueError):
@@ -83,42 +82,22 @@ def read_bundle(bundle_dir: str | Path) -> dict[str, Any]:
     return bundle
 
 
-def resolve_threshold(
+def resolve_bundle_threshold(
     bundle: dict[str, Any], threshold_policy: str | None = None, threshold: float | None = None
 ) -> tuple[float, str]:
-    """(threshold, policy name) to use: a number overrides every policy ("manual"); a policy
-    stored in the bundle, or one chosen now on its stored validation scores; else the default."""
-    if threshold is not None:
-        try:
-            return float(threshold), MANUAL_POLICY
-        except (TypeError, ValueError):
-            raise BundleError(f"threshold={threshold!r} is not a number; give e.g. 0.5.") from None
-    stored = bundle["thresholds"]
-    name = threshold_policy if threshold_policy is not None else bundle["default_policy"]
-    if name in stored:
-        return float(stored[name]["threshold"]), str(name)
+    """(threshold, policy name) to use (`model.thresholds.resolve_threshold` on the bundle's
+    stored policies and validation scores); `BundleError` for an unknown policy."""
     try:
-        policy = parse_policy(name)
-    except PolicyError as error:
-        raise BundleError(f"{error} Stored in this bundle: {sorted(stored)}.") from None
-    if policy.name in stored:
-        return float(stored[policy.name]["threshold"]), policy.name
-    value = _choose_on_validation(bundle, policy)
-    return value, policy.name
-
-
-def _choose_on_validation(bundle: dict[str, Any], policy: Policy) -> float:
-    validation = bundle.get("validation") or {}
-    value = None
-    if validation.get("scores"):
-        value = choose_threshold(validation["scores"], validation["is_defect"], policy)
-    if value is None:
-        raise BundleError(
-            f"threshold_policy={policy.name!r} is not stored in this bundle and it holds no "
-            f"validation scores with both classes to choose it on: use one of "
-            f"{sorted(bundle['thresholds'])} or threshold=<value>."
+        return resolve_threshold(
+            bundle["thresholds"],
+            bundle["default_policy"],
+            bundle.get("validation"),
+            threshold_policy,
+            threshold,
+            where="this bundle",
         )
-    return value
+    except PolicyError as error:
+        raise BundleError(str(error)) from None
 
 
 def policy_entry(bundle: dict[str, Any], value: float) -> dict[str, Any]:
@@ -131,11 +110,22 @@ def policy_entry(bundle: dict[str, Any], value: float) -> dict[str, Any]:
     return {"threshold": float(value), "fallback": False, "val": counts, "test": None}
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null, so any JSON reader takes the file (as summary.json)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_bundle_json(bundle_dir: Path, bundle: dict[str, Any]) -> Path:
     """Write bundle.json (atomically: a reader never sees half a file)."""
     path = Path(bundle_dir) / BUNDLE_JSON
     tmp = path.with_name(f".{BUNDLE_JSON}.tmp")
-    tmp.write_text(json.dumps(bundle, indent=2, allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(_finite(bundle), indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
     return path
 

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from anomaly_vit.data.regions import mask_boxes
 from anomaly_vit.data.resize import ResizeMode
-from anomaly_vit.deploy.bundle import read_bundle, resolve_threshold
+from anomaly_vit.deploy.bundle import read_bundle, resolve_bundle_threshold
 from anomaly_vit.deploy.preprocess import map_to_original, model_input, to_rgb
-from anomaly_vit.deploy.regions import mask_boxes
 
 ImageLike = str | Path | Image.Image | np.ndarray
 DEFAULT_BATCH_SIZE = 8
@@ -93,7 +93,9 @@ class Inferencer:
     ) -> None:
         self.bundle_dir = Path(bundle_dir).expanduser()
         self.bundle: dict[str, Any] = read_bundle(self.bundle_dir)
-        self.threshold, self.policy = resolve_threshold(self.bundle, threshold_policy, threshold)
+        self.threshold, self.policy = resolve_bundle_threshold(
+            self.bundle, threshold_policy, threshold
+        )
         spec = self.bundle["input"]
         self.input_hw = (int(spec["height"]), int(spec["width"]))
         self.resize = ResizeMode(spec["resize"])
@@ -114,6 +116,13 @@ class Inferencer:
 
     def iter_predict(self, images: ImageLike | Iterable[ImageLike]) -> Iterator[Prediction]:
         """`predict` as a stream: at most `batch_size` photos are held at a time."""
+        for prediction, _ in self.iter_with_photos(images):
+            yield prediction
+
+    def iter_with_photos(
+        self, images: ImageLike | Iterable[ImageLike]
+    ) -> Iterator[tuple[Prediction, np.ndarray | None]]:
+        """(prediction, the decoded uint8 RGB photo or None when unreadable), streamed."""
         if isinstance(images, (str, Path, Image.Image, np.ndarray)):
             images = [images]
         batch: list[tuple[str | None, np.ndarray]] = []
@@ -124,7 +133,7 @@ class Inferencer:
             except ValueError as error:  # BadImageError / ImageInputError: one clear line
                 yield from self._run(batch)
                 batch = []
-                yield Prediction(path=path, error=str(error))
+                yield Prediction(path=path, error=str(error)), None
                 continue
             batch.append((path, rgb))
             if len(batch) == self.batch_size:
@@ -132,7 +141,9 @@ class Inferencer:
                 batch = []
         yield from self._run(batch)
 
-    def _run(self, batch: list[tuple[str | None, np.ndarray]]) -> Iterator[Prediction]:
+    def _run(
+        self, batch: list[tuple[str | None, np.ndarray]]
+    ) -> Iterator[tuple[Prediction, np.ndarray]]:
         if not batch:
             return
         inputs, placements = zip(
@@ -143,10 +154,11 @@ class Inferencer:
             strict=True,
         )
         logits, scores, maps = self.network(np.stack(inputs).astype(np.float32))
-        for (path, _), where, logits_k, score, map_hw in zip(
+        for (path, rgb), where, logits_k, score, map_hw in zip(
             batch, placements, logits, scores, maps, strict=True
         ):
-            yield self._prediction(path, logits_k, float(score), map_to_original(map_hw, where))
+            original = map_to_original(map_hw, where)
+            yield self._prediction(path, logits_k, float(score), original), rgb
 
     def _label(self, logits_k: np.ndarray, is_defect: bool) -> str:
         """The good class, else the defect class (with several: the head's likeliest one)."""

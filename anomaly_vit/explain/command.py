@@ -7,7 +7,8 @@ writes into its run dir (outputs/runs/<time>_explain/):
   then one overlay per map kind, with the mask contour when a mask exists;
 - `predictions.csv`: one row per image: path, true label, predicted class and its probability,
   defect score (as the model decides: 1 - p(good), or with the token head per
-  `model.mask_loss.decision`), `is_defect` at the checkpoint's stored threshold, and where a mask
+  `model.mask_loss.decision`), `is_defect` at the run's threshold policy (`threshold_policy=`,
+  or a number `threshold=`; docs/deploy.md), and where a mask
   exists the scores `<kind>/<score>` (pointing, energy, pixel_auroc, ...); empty cells elsewhere;
 - `summary.json`: counts, accuracies where labels are known, the mean scores of every map
   kind and of the random / centre baselines over the images with a defect mask ("scores"), and
@@ -54,6 +55,7 @@ from anomaly_vit.explain.scores import (
     centre_prior_maps,
     random_maps,
 )
+from anomaly_vit.model.calibration import checkpoint_threshold
 from anomaly_vit.rundir import PREDICTIONS_CSV, SUMMARY_JSON, write_dict_rows, write_json
 from anomaly_vit.viz.overlays import probe_grid_figure, save_figure
 
@@ -147,7 +149,11 @@ def _mean_scores(score_rows: list[dict[str, float]], kinds: list[str]) -> dict[s
 
 
 def _explain_block(
-    score_rows: list[dict[str, float]], wrong: list[bool], kinds: list[str], tolerance_px: int
+    score_rows: list[dict[str, float]],
+    wrong: list[bool],
+    kinds: list[str],
+    tolerance_px: int,
+    maps_masks: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
     """The "explain" block of `explain.evaluate` from the per-image scores of masked images."""
     values = {
@@ -157,7 +163,7 @@ def _explain_block(
         }
         for kind in [*kinds, *BASELINES]
     }
-    block = summarise_scores(values, torch.tensor(wrong, dtype=torch.bool))
+    block = summarise_scores(values, torch.tensor(wrong, dtype=torch.bool), maps_masks)
     return block | {"kinds": kinds, "split": "input", "tolerance_px": tolerance_px}
 
 
@@ -190,18 +196,23 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     model.to(_device(str(cfg.device)))
     if getattr(model, "token_head", None) is not None and "tokens" not in kinds:
         kinds.append("tokens")  # a mask-guided model's own map is always shown and scored
+    threshold, policy = checkpoint_threshold(
+        cfg.ckpt_path, model, cfg.get("threshold_policy"), cfg.get("threshold")
+    )
+    model.defect_threshold.fill_(threshold)  # every decision below (and `misclassified`) uses it
     items = find_inputs(cfg.input, cfg.get("masks"), model.classes)
     size_hw = image_size_hw(model)
     resize = training_resize(info)
     patch_hw = patch_size_hw(model)
     tolerance_px = resolve_tolerance_px(model, cfg.get("tolerance_px"))
-    threshold = float(model.defect_threshold)
     output_dir = Path(cfg.paths.output_dir)
     overlay_dir = output_dir / "overlays"
     rows: list[dict[str, Any]] = []
     score_rows: list[dict[str, float]] = []
     wrong: list[bool] = []  # per image: does the model get it wrong (explain.evaluate)
     skipped: list[dict[str, str]] = []
+    set_maps: dict[str, list[torch.Tensor]] = {}
+    set_masks: list[torch.Tensor] = []
     log.info("explaining %d image(s) from %s with %s", len(items), cfg.input, cfg.ckpt_path)
     for start in range(0, len(items), int(cfg.batch_size)):
         batch, images, masks, has_mask = _load_batch(
@@ -236,6 +247,11 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
             float(cfg.patch_positive_share),
         )
         score_rows += batch_scores
+        scored = [i for i, scores in enumerate(batch_scores) if has_mask[i] and scores]
+        if scored:  # the masked images' maps, for AUPRO (a score of the whole set)
+            set_masks.append(masks[scored].bool())
+            for kind, maps_bhw in (explanation.maps | baselines).items():
+                set_maps.setdefault(kind, []).append(maps_bhw[scored].float())
         for index, item in enumerate(batch):
             defect_score = float(defect_scores_b[index])
             overlay = overlay_dir / f"{item.name}.png"
@@ -285,6 +301,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         "input": str(cfg.input),
         "classes": model.classes,
         "defect_threshold": threshold,
+        "threshold_policy": policy,
         "tolerance_px": tolerance_px,
         "resize": resize.value,
         "n_images": len(rows),
@@ -293,7 +310,13 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         "n_scored": len(masked),
         **_accuracies(rows, model.classes, model.classes[model.good_index]),
         "scores": _mean_scores(masked, [*kinds, RANDOM_BASELINE, CENTRE_BASELINE]),
-        "explain": _explain_block(masked, masked_wrong, kinds, tolerance_px),
+        "explain": _explain_block(
+            masked,
+            masked_wrong,
+            kinds,
+            tolerance_px,
+            {k: (torch.cat(v), torch.cat(set_masks)) for k, v in set_maps.items()},
+        ),
     }
     write_json(output_dir / SUMMARY_JSON, summary)
     print(f"\nExplanations of {len(rows)} image(s) written to {output_dir}")

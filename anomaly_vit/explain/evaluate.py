@@ -5,7 +5,7 @@ during it) explains the split's defective images with a non-empty mask in batche
 map kind and the random / centre baselines per image (`explain.scores.image_scores`). The block
 it returns (summary.json "explain"):
 
-    {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean}}, "baselines":
+    {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean, "aupro": ...}}, "baselines":
      {"random": {...}, "centre": {...}}, "kinds", "split", "tolerance_px", "seconds",
      "cpu_seconds"}
 
@@ -37,6 +37,7 @@ from anomaly_vit.explain.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
     SCORE_NAMES,
+    aupro,
     centre_prior_maps,
     dilate_masks,
     image_scores,
@@ -89,21 +90,28 @@ def misclassified(
 
 
 def summarise_scores(
-    values: Mapping[str, Mapping[str, torch.Tensor]], wrong_n: torch.Tensor
+    values: Mapping[str, Mapping[str, torch.Tensor]],
+    wrong_n: torch.Tensor,
+    maps_masks: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
-    """The block from per-image scores {kind: {score: [N]}} and the misclassified flags [N]."""
+    """The block from per-image scores {kind: {score: [N]}} and the misclassified flags [N];
+    with `maps_masks` {kind: (maps [N, H, W], masks [N, H, W])} each kind also gets its
+    "aupro" over all N images (`scores.aupro`: a score of the set, not a mean)."""
 
-    def means(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    def means(kind: str, per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
         out = {name: float(v.nanmean()) if v.numel() else math.nan for name, v in per_image.items()}
         pointing = per_image["pointing"][wrong_n]
         out["pointing_misclassified"] = float(pointing.nanmean()) if pointing.numel() else math.nan
+        if maps_masks is not None:
+            maps, masks = maps_masks.get(kind, (None, None))
+            out["aupro"] = aupro(maps, masks) if maps is not None and len(maps) else math.nan
         return out
 
     return {
         "n_scored": int(wrong_n.numel()),
         "n_misclassified": int(wrong_n.sum()),
-        "maps": {k: means(v) for k, v in values.items() if k not in BASELINES},
-        "baselines": {BASELINES[k]: means(v) for k, v in values.items() if k in BASELINES},
+        "maps": {k: means(k, v) for k, v in values.items() if k not in BASELINES},
+        "baselines": {BASELINES[k]: means(k, v) for k, v in values.items() if k in BASELINES},
     }
 
 
@@ -185,6 +193,7 @@ class SplitScorer:
         scored = (labels_n != model.good_index) & masks_nhw.flatten(1).any(dim=1)
         index = scored.nonzero().flatten()
         values: dict[str, dict[str, list[torch.Tensor]]] = {}
+        kept_maps: dict[str, list[torch.Tensor]] = {}  # for AUPRO, a score of the whole set
         wrong: list[torch.Tensor] = []
         was_training = model.training
         model.eval()
@@ -209,6 +218,7 @@ class SplitScorer:
                 masks = masks_nhw[rows]
                 dilated = dilate_masks(masks, tolerance_px)  # once for every kind
                 for kind, maps_bhw in maps.items():
+                    kept_maps.setdefault(kind, []).append(maps_bhw.detach().float().cpu())
                     per_image = image_scores(
                         maps_bhw,
                         masks,
@@ -225,9 +235,11 @@ class SplitScorer:
             empty = {name: [torch.empty(0)] for name in SCORE_NAMES}
             values = {kind: dict(empty) for kind in [*kinds, *BASELINES]}
             wrong = [torch.empty(0, dtype=torch.bool)]
+        scored_masks = masks_nhw[index].bool().cpu()
         block = summarise_scores(
             {k: {n: torch.cat(v) for n, v in per.items()} for k, per in values.items()},
             torch.cat(wrong),
+            {kind: (torch.cat(maps), scored_masks) for kind, maps in kept_maps.items()},
         )
         block |= {"kinds": kinds, "split": self.split, "tolerance_px": tolerance_px}
         block["seconds"] = time.perf_counter() - start

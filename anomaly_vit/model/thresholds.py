@@ -10,8 +10,8 @@ as defective when its score >= the threshold):
 - ``fpr:<f>``: the lowest cut that flags at most a share f of the good validation images as
   defective (``fpr:0.01``: at most 1 % false alarms on validation).
 
-Candidate cuts are the distinct scores and one just above the highest (nothing flagged), so a
-chosen threshold is always a cut the validation images themselves distinguish. Tied scores fall
+Candidate cuts are the distinct scores and one above them all (1.0, or just above a score of 1.0:
+nothing flagged), so a chosen threshold is always a cut the validation images distinguish. Tied scores fall
 on the same side. Without a defective or a good validation image no rule can choose: the
 threshold is the 0.5 fallback, marked as such (`FALLBACK_THRESHOLD`).
 
@@ -21,11 +21,14 @@ numpy only: the training module, the exporter and the torch-free inferencer shar
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+MANUAL_POLICY = "manual"  # the name of a threshold given as a number
+NOTHING_FLAGGED = 1.0  # the cut above every defect score (a probability): flags nothing
+TIE_TOLERANCE = 1e-12  # rates closer than this are equal (floating-point rounding)
 FALLBACK_THRESHOLD = 0.5  # used (and named) when validation has no defect or no good image
 DEFAULT_POLICIES = ("youden", "max_f1", "recall:1.0", "recall:0.95", "fpr:0.01", "fpr:0.05")
 NAMED_POLICIES = ("youden", "max_f1")
@@ -47,7 +50,7 @@ class Policy:
 
     @property
     def name(self) -> str:
-        return self.kind if self.target is None else f"{self.kind}:{self.target:g}"
+        return self.kind if self.target is None else f"{self.kind}:{self.target!r}"
 
 
 def parse_policy(text: str, key: str = "threshold_policy") -> Policy:
@@ -82,7 +85,7 @@ def confusion(scores: np.ndarray, is_defect: np.ndarray, threshold: float) -> di
 def _curve(scores: np.ndarray, is_defect: np.ndarray) -> tuple[np.ndarray, ...]:
     """Candidate cuts (descending) and (tp, fp) of flagging score >= each cut."""
     cuts = np.unique(scores)[::-1]
-    above = np.nextafter(np.float32(cuts[0]), np.float32(np.inf)).astype(np.float64)
+    above = max(NOTHING_FLAGGED, float(np.nextafter(np.float32(cuts[0]), np.float32(np.inf))))
     cuts = np.concatenate([[above], cuts])
     order = np.argsort(-scores, kind="stable")
     sorted_scores, sorted_defect = scores[order], is_defect[order]
@@ -91,6 +94,12 @@ def _curve(scores: np.ndarray, is_defect: np.ndarray) -> tuple[np.ndarray, ...]:
     tp_cum = np.concatenate([[0], np.cumsum(sorted_defect)])
     fp_cum = np.concatenate([[0], np.cumsum(~sorted_defect)])
     return cuts, tp_cum[n_flagged], fp_cum[n_flagged]
+
+
+def _first_best(values: np.ndarray) -> int:
+    """The first (highest-cut) index whose value ties the best (rounding-tolerant: 1 - 1/3 and
+    2/3 are one value)."""
+    return int(np.flatnonzero(values >= values.max() - TIE_TOLERANCE)[0])
 
 
 def choose_threshold(
@@ -107,16 +116,15 @@ def choose_threshold(
     cuts, tp, fp = _curve(scores, is_defect)
     recall, fpr = tp / n_defect, fp / n_good
     if policy.kind == "youden":
-        best = int(np.argmax(recall - fpr))  # first maximum = the highest cut among ties
+        best = _first_best(recall - fpr)
     elif policy.kind == "max_f1":
-        f1 = 2 * tp / np.maximum(2 * tp + fp + (n_defect - tp), 1)
-        best = int(np.argmax(f1))
+        best = _first_best(2 * tp / np.maximum(2 * tp + fp + (n_defect - tp), 1))
     elif policy.kind == "recall":
         # recall grows as the cut falls: the first cut reaching the target is the highest
-        best = int(np.argmax(recall >= policy.target - 1e-12))
+        best = int(np.argmax(recall >= policy.target - TIE_TOLERANCE))
     else:
         # fpr grows as the cut falls: the last cut within the budget is the lowest
-        within = np.flatnonzero(fpr <= policy.target + 1e-12)
+        within = np.flatnonzero(fpr <= policy.target + TIE_TOLERANCE)
         best = int(within[-1])
     return float(cuts[best])
 
@@ -189,3 +197,41 @@ def policy_table(
             else bootstrap_interval(scores, is_defect, policy, test_arrays, n_resamples, seed),
         }
     return table
+
+
+def resolve_threshold(
+    stored: Mapping[str, Mapping],
+    default_policy: str,
+    validation: Mapping | None = None,
+    threshold_policy: str | None = None,
+    threshold: float | str | None = None,
+    where: str = "the model",
+) -> tuple[float, str]:
+    """(threshold, policy name) to decide with: a number overrides every policy ("manual"); a
+    policy `stored` (name -> {"threshold": ...}), or a policy form chosen now on the stored
+    `validation` {"scores", "is_defect"}; else `default_policy`. `PolicyError` otherwise,
+    naming what `where` stores."""
+    if threshold is not None:
+        try:
+            return float(threshold), MANUAL_POLICY
+        except (TypeError, ValueError):
+            raise PolicyError(f"threshold={threshold!r} is not a number; give e.g. 0.5.") from None
+    name = str(threshold_policy if threshold_policy is not None else default_policy)
+    if name in stored:
+        return float(stored[name]["threshold"]), name
+    try:
+        policy = parse_policy(name)
+    except PolicyError as error:
+        raise PolicyError(f"{error} Stored in {where}: {sorted(stored)}.") from None
+    if policy.name in stored:
+        return float(stored[policy.name]["threshold"]), policy.name
+    value = None
+    if validation and validation.get("scores"):
+        value = choose_threshold(validation["scores"], validation["is_defect"], policy)
+    if value is None:
+        raise PolicyError(
+            f"threshold_policy={policy.name!r} is not stored in {where}, and {where} holds no "
+            f"validation scores of both classes to choose it on: use one of {sorted(stored)} "
+            "or threshold=<value>."
+        )
+    return value, policy.name
