@@ -18,13 +18,15 @@ from anomaly_vit.errors import task_wrapper
 
 def build_app(cfg: DictConfig):
     """(Gradio blocks, `Page`) for `cfg`: the inferencer, the starting threshold, the page."""
-    from anomaly_vit.deploy.bundle import resolve_threshold
+    from anomaly_vit.deploy.bundle import resolve_bundle_threshold
     from anomaly_vit.ui.inspector import Inspector
     from anomaly_vit.ui.page import Page, build_page
 
     bundle_dir = Path(str(cfg.bundle)).expanduser()
     inferencer = instantiate(cfg.inferencer)(bundle_dir, threshold=0.0)
-    threshold, policy = resolve_threshold(inferencer.bundle, cfg.threshold_policy, cfg.threshold)
+    threshold, policy = resolve_bundle_threshold(
+        inferencer.bundle, cfg.threshold_policy, cfg.threshold
+    )
     page = Page(
         Inspector(inferencer, cfg.max_pixels, cfg.batch_size),
         bundle_dir,

@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from anomaly_vit.deploy.bundle import MANUAL_POLICY  # noqa: E402
+from anomaly_vit.model.thresholds import MANUAL_POLICY  # noqa: E402
 from anomaly_vit.ui.counts import Confusion, confusion_at, roc_points  # noqa: E402
 from anomaly_vit.ui.inspector import Inspector, Shown  # noqa: E402
 from anomaly_vit.ui.model_card import model_card  # noqa: E402

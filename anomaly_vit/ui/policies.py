@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from anomaly_vit.deploy.bundle import MANUAL_POLICY
-from anomaly_vit.model.thresholds import PolicyError, parse_policy
+from anomaly_vit.model.thresholds import MANUAL_POLICY, PolicyError, parse_policy
 
 WORDS = {
     "youden": "balanced: most defects caught for fewest false alarms (Youden, validation)",
