@@ -16,20 +16,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
+from anomaly_vit.deploy.draw import map_overlay, map_range, outline  # noqa: E402
 from anomaly_vit.model.thresholds import MANUAL_POLICY  # noqa: E402
 from anomaly_vit.ui.counts import Confusion, confusion_at, roc_points  # noqa: E402
 from anomaly_vit.ui.inspector import Inspector, Shown  # noqa: E402
 from anomaly_vit.ui.model_card import model_card  # noqa: E402
 from anomaly_vit.ui.photos import Photo, PhotoSetError, folder_photos, labelled_photos  # noqa: E402
 from anomaly_vit.ui.policies import policy_choices  # noqa: E402
-from anomaly_vit.ui.render import (  # noqa: E402
-    confusion_html,
-    map_range,
-    outline,
-    overlay,
-    roc_svg,
-    verdict_text,
-)
+from anomaly_vit.ui.render import confusion_html, roc_svg, verdict_text  # noqa: E402
 from anomaly_vit.ui.results import (  # noqa: E402
     TABLE_COLUMNS,
     PhotoResult,
@@ -138,7 +132,7 @@ class Page:
         return (
             f"**{result.name}**: {text}; {result.width} x {result.height} px",
             outline(shown.rgb_hw3, mask, width),
-            overlay(shown.rgb_hw3, shown.map_hw, lo_hi, self.look.overlay_alpha),
+            map_overlay(shown.rgb_hw3, shown.map_hw, lo_hi, self.look.overlay_alpha),
         )
 
     # -------------------------------------------------------------------- operating point

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from anomaly_vit.deploy.draw import OUTLINE_RGB
 from anomaly_vit.errors import UserError
-from anomaly_vit.ui.render import OUTLINE_RGB
 from tests.helpers import compose
 
 
