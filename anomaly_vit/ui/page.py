@@ -34,6 +34,8 @@ from anomaly_vit.ui.results import (  # noqa: E402
 )
 
 CSV_NAME = "inspection.csv"
+# the table's text columns (the others are numbers, so a click on the header sorts by value)
+COLUMN_TYPES = {"photo": "str", "verdict": "str", "problem": "str"}
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,11 @@ class Page:
         chosen = [r for r in results if r.name == name and r.score is not None]
         shown = self.inspector.show(chosen[0]) if chosen else None
         return (shown, *self._viewer(results, shown, threshold))
+
+    def pick_row(self, results: list[PhotoResult], threshold: float, evt: gr.SelectData):
+        """A click on the table's row: that photo in the viewer (photo, shown, viewer)."""
+        name = evt.row_value[0] if evt.row_value else None
+        return (name, *self.pick(name, results, threshold))
 
     def _answers(self, results: list[PhotoResult], threshold: float) -> tuple[Any, Any, Any]:
         rows = table_rows(results, threshold, self.verdicts)
@@ -259,9 +266,10 @@ def build_page(page: Page) -> gr.Blocks:
                 roc = gr.HTML(elem_id="roc")
         table = gr.Dataframe(
             headers=list(TABLE_COLUMNS),
+            datatype=[COLUMN_TYPES.get(c, "number") for c in TABLE_COLUMNS],
             type="array",
             interactive=False,
-            label="All photos (click a column to sort)",
+            label="All photos (click a column to sort, a row to view the photo)",
             elem_id="table",
         )
         csv_file = gr.File(label="Table as CSV", elem_id="csv", interactive=False)
@@ -274,6 +282,7 @@ def build_page(page: Page) -> gr.Blocks:
         go.click(page.inspect, [files, folder, threshold], inspect_out)
         files.upload(page.inspect, [files, folder, threshold], inspect_out)
         pick.input(page.pick, [pick, results, threshold], [shown, *viewer])
+        table.select(page.pick_row, [results, threshold], [pick, shown, *viewer])
         policy.input(page.choose_policy, [policy], [threshold])
         threshold.change(
             page.move,

@@ -152,6 +152,21 @@ def test_upload_read_verdicts_move_threshold_counts_follow(
     }
 
     assert browser.find_element(By.CSS_SELECTOR, "#outlined img").get_attribute("src")
+    assert "cracked_part.png" in browser.find_element(By.ID, "photo-verdict").text
+    # a click on the table's row of the other photo shows it in the viewer
+    cell = wait_for(
+        lambda: next(
+            e
+            for e in browser.find_elements(By.CSS_SELECTOR, "#table [role=gridcell]")
+            if e.text.strip() == "good_part.png"
+        ),
+        what="the table's good_part.png cell",
+    )
+    cell.click()
+    wait_for(
+        lambda: "good_part.png" in browser.find_element(By.ID, "photo-verdict").text,
+        what="the viewer on good_part.png",
+    )
     _type(browser, "#labelled textarea", str(labelled))
     browser.find_element(By.ID, "score-labelled").click()
     start = confusion_at(set_scores, set_truth, threshold)
