@@ -154,19 +154,7 @@ def test_upload_read_verdicts_move_threshold_counts_follow(
     assert browser.find_element(By.CSS_SELECTOR, "#outlined img").get_attribute("src")
     assert "cracked_part.png" in browser.find_element(By.ID, "photo-verdict").text
     # a click on the table's row of the other photo shows it in the viewer
-    cell = wait_for(
-        lambda: next(
-            e
-            for e in browser.find_elements(By.CSS_SELECTOR, "#table [role=gridcell]")
-            if e.text.strip() == "good_part.png"
-        ),
-        what="the table's good_part.png cell",
-    )
-    cell.click()
-    wait_for(
-        lambda: "good_part.png" in browser.find_element(By.ID, "photo-verdict").text,
-        what="the viewer on good_part.png",
-    )
+    _view(browser, "good_part.png")
     _type(browser, "#labelled textarea", str(labelled))
     browser.find_element(By.ID, "score-labelled").click()
     start = confusion_at(set_scores, set_truth, threshold)
@@ -187,6 +175,7 @@ def test_upload_read_verdicts_move_threshold_counts_follow(
     verdicts_moved = {k: v for k, (v, _) in _verdicts(browser, 2).items()}
     assert verdicts_moved == {n: "defect" if s >= moved else "good" for n, s in scores.items()}
 
+    _view(browser, "cracked_part.png")
     if os.environ.get("AVIT_APP_SCREENSHOT"):  # docs/images/app.png (docs/app.md says how)
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.set_window_size(1400, height)
@@ -228,6 +217,25 @@ def test_bad_files_get_a_message_and_the_server_goes_on(app, browser, tmp_path):
     good = _photo(tmp_path / "fine.png", 0.3)
     _open(browser, url).send_keys(str(good))
     assert _verdicts(browser, 1)["fine.png"][0] in {"good", "defect"}
+
+
+def _view(browser, name: str) -> None:
+    """Click the table's row of `name`; wait until the viewer shows it."""
+    from selenium.webdriver.common.by import By
+
+    cell = wait_for(
+        lambda: next(
+            e
+            for e in browser.find_elements(By.CSS_SELECTOR, "#table [role=gridcell]")
+            if e.text.strip() == name
+        ),
+        what=f"the table's {name} cell",
+    )
+    cell.click()
+    wait_for(
+        lambda: name in browser.find_element(By.ID, "photo-verdict").text,
+        what=f"the viewer on {name}",
+    )
 
 
 def _as_dict(c) -> dict[str, int]:
