@@ -93,6 +93,11 @@ class Bench:
             raise RuntimeError(f"the training run exited with {result['returncode']}:\n{tail}")
         return result | {"max_epochs": epochs}
 
+    def deploy(self) -> dict[str, Any]:
+        from anomaly_vit.bench.deploy import run_deploy
+
+        return run_deploy(self.settings["deploy"], self.overrides, self.out_dir / "runs" / "deploy")
+
     def convergence(self) -> dict[str, Any]:
         from anomaly_vit.bench.convergence import convergence_ratio, run_recipe
 
@@ -200,6 +205,7 @@ def run_bench(settings: dict[str, Any], out_dir: Path) -> int:
         "throughput": bench.throughput,
         "peak_after": bench.peak,
         "memory": bench.memory,
+        "deploy": bench.deploy,
         "convergence": bench.convergence,
         "real_data": bench.real_data,
     }
