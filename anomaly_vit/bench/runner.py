@@ -93,6 +93,11 @@ class Bench:
             raise RuntimeError(f"the training run exited with {result['returncode']}:\n{tail}")
         return result | {"max_epochs": epochs}
 
+    def deploy(self) -> dict[str, Any]:
+        from anomaly_vit.bench.deploy import run_deploy
+
+        return run_deploy(self.settings["deploy"], self.overrides, self.out_dir / "runs" / "deploy")
+
     def convergence(self) -> dict[str, Any]:
         from anomaly_vit.bench.convergence import convergence_ratio, run_recipe
 
@@ -170,7 +175,12 @@ class Bench:
         from anomaly_vit.bench.app_latency import page_latency
 
         app = self.settings["app_latency"]
-        overrides = [f"bundle={app['bundle']}", *app.get("app_overrides", [])]
+        bundle = app.get("bundle") or self.out_dir / "runs" / "deploy" / "bundle"
+        if not (Path(bundle) / "bundle.json").is_file():
+            raise RuntimeError(
+                f"no bundle at {bundle}: the deploy step failed; give app_latency.bundle=<dir>"
+            )
+        overrides = [f"bundle={bundle}", *app.get("app_overrides", [])]
         return page_latency(
             overrides, int(app["photo_px"]), int(app["warmup"]), int(app["repeats"])
         )
@@ -209,6 +219,7 @@ def run_bench(settings: dict[str, Any], out_dir: Path) -> int:
         "throughput": bench.throughput,
         "peak_after": bench.peak,
         "memory": bench.memory,
+        "deploy": bench.deploy,
         "convergence": bench.convergence,
         "real_data": bench.real_data,
         "app_latency": bench.app_latency,
@@ -218,7 +229,7 @@ def run_bench(settings: dict[str, Any], out_dir: Path) -> int:
         wanted = [s for s in wanted if s != "convergence"]
     if not settings["real_data"].get("manifest"):
         wanted = [s for s in wanted if s != "real_data"]
-    if not settings["app_latency"].get("bundle"):
+    if not settings["app_latency"].get("bundle") and "deploy" not in wanted:
         wanted = [s for s in wanted if s != "app_latency"]
     for name in wanted:
         bench.step(name, steps[name])

@@ -84,3 +84,16 @@ def test_the_inferencer_streams_a_few_photos_at_a_time(token_bundle):
     stream = Inferencer(token_bundle, batch_size=4).iter_predict(photos())
     next(stream)
     assert len(pulled) == 4
+
+
+def test_a_good_verdict_has_no_mask_and_a_defect_one_keeps_the_map_above_the_pixel_threshold(
+    token_bundle, predicted
+):
+    photos = predicted[0]
+    none_flagged = Inferencer(token_bundle, threshold=2.0).predict(photos)
+    all_flagged = Inferencer(token_bundle, threshold=0.0).predict(photos)
+    pixel = Inferencer(token_bundle).pixel_threshold
+    for good, defect in zip(none_flagged, all_flagged, strict=True):
+        assert (good.is_defect, good.label, good.mask_area, good.boxes) == (False, "good", 0, [])
+        assert (defect.mask == (defect.map >= pixel)).all()
+    assert sum(p.mask_area for p in all_flagged) > 0
