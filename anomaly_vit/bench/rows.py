@@ -94,7 +94,7 @@ class Rows:
         wanted = self.settings.get("steps") or ["deploy"]
         if not app.get("bundle") and "deploy" not in wanted:
             return latency_row(None, app["goal_ms"], "give app_latency.bundle=<export dir>")
-        failed = self._failed("8a", "app_latency", "operator page latency", "app_latency")
+        failed = self._failed("9a", "app_latency", "operator page latency", "app_latency")
         return failed or latency_row(self.results["app_latency"], app["goal_ms"])
 
     def _failed(self, number: str, key: str, title: str, step: str) -> Row | None:
