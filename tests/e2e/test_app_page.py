@@ -137,3 +137,18 @@ def test_the_page_is_offline_and_local_by_default(token_bundle):
     assert cfg.host == "127.0.0.1"
     assert blocks.analytics_enabled is False  # no telemetry thread, no version check
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+
+
+def test_a_folder_is_inspected_and_a_policy_moves_the_slider(token_bundle, tmp_path):
+    page = _page(token_bundle)
+    for name, size in (("a.png", (40, 30)), ("sub/b.jpg", (30, 50))):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", size, (90, 100, 110)).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a photo: left out of a folder")
+    results, _, message, *_ = page.inspect([], str(tmp_path), 0.5)
+    assert [(r.name, r.width, r.height) for r in results] == [("a.png", 40, 30), ("sub/b.jpg", 30, 50)]  # fmt: skip
+    assert message == "" and all(r.score is not None for r in results)
+    stored = page.policies
+    assert "recall:1.0" in stored and "fpr:0.01" in stored
+    for name, policy in stored.items():
+        assert page.choose_policy(name) == policy["threshold"]
