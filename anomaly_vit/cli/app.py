@@ -6,6 +6,7 @@ until Ctrl-C. Nothing of the training stack is imported (Hydra only reads the co
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import hydra
@@ -41,6 +42,7 @@ def build_app(cfg: DictConfig):
 def launch(cfg: DictConfig, block: bool = True):
     """Serve the page on `cfg.host`:`cfg.port`; returns (blocks, page, url) when not `block`."""
     blocks, page = build_app(cfg)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up probes
     _, url, _ = blocks.launch(
         server_name=str(cfg.host),
         server_port=None if cfg.port is None else int(cfg.port),
