@@ -128,19 +128,22 @@ class Page:
         return verdicts_html(results, threshold, self.verdicts), rows, csv_path
 
     def _viewer(self, results: list[PhotoResult], shown: Shown | None, threshold: float):
+        """(verdict line, outlined photo, map overlay) of the photo in the viewer."""
         if shown is None:
             return "", None, None
+        lo_hi = map_range(shown.map_hw, self.bundle.get("map_kind"))
+        overlaid = map_overlay(shown.rgb_hw3, shown.map_hw, lo_hi, self.look.overlay_alpha)
+        return (*self._outlined(results, shown, threshold), overlaid)
+
+    def _outlined(self, results: list[PhotoResult], shown: Shown, threshold: float):
+        """(verdict line, photo with the mask outlined when it is called a defect)."""
         result = next(r for r in results if r.name == shown.name)
         called = bool(result.is_defect(threshold))
         text = verdict_text(result.score, threshold, self.verdicts.of(result, threshold), called)
         width = max(1, round(min(shown.mask_hw.shape) * self.look.outline_px_per_1000 / 1000))
         mask = shown.mask_hw if called else np.zeros_like(shown.mask_hw)
-        lo_hi = map_range(shown.map_hw, self.bundle.get("map_kind"))
-        return (
-            f"**{result.name}**: {text}; {result.width} x {result.height} px",
-            outline(shown.rgb_hw3, mask, width),
-            map_overlay(shown.rgb_hw3, shown.map_hw, lo_hi, self.look.overlay_alpha),
-        )
+        line = f"**{result.name}**: {text}; {result.width} x {result.height} px"
+        return line, outline(shown.rgb_hw3, mask, width)
 
     # -------------------------------------------------------------------- operating point
     def choose_policy(self, name: str | None) -> Any:
@@ -156,12 +159,13 @@ class Page:
         shown: Shown | None,
         labelled: Labelled | None,
     ) -> tuple[Any, ...]:
-        """The threshold moved: verdicts, table, CSV, viewer, counts and ROC point again."""
-        verdict, outlined = self._viewer(results, shown, threshold)[:2] if shown else ("", None)
+        """The threshold moved: verdicts, table, CSV, viewer, counts and ROC point again (the
+        map overlay does not depend on it)."""
+        verdict, outlined = self._outlined(results, shown, threshold) if shown else ("", gr.skip())
         return (
             *self._answers(results, threshold),
             verdict,
-            outlined if shown else gr.skip(),
+            outlined,
             *self._counts(labelled, threshold),
         )
 
@@ -190,7 +194,10 @@ class Page:
 
     def save_current(self, threshold: float) -> str:
         """Write a new bundle version with the slider's threshold; the bundle in use is kept."""
-        new_dir = self.save(self.bundle_dir, float(threshold), name=MANUAL_POLICY)
+        try:
+            new_dir = self.save(self.bundle_dir, float(threshold), name=MANUAL_POLICY)
+        except (ValueError, OSError) as err:  # BundleError, a read-only folder, a full disk
+            return f"Could not save the threshold next to `{self.bundle_dir}`: {err}"
         return (
             f"Saved threshold {threshold:.4f} as policy `{MANUAL_POLICY}` in a new bundle version: "
             f"`{new_dir}` (the bundle `{self.bundle_dir}` is unchanged). Start the app on the "

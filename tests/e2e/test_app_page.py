@@ -152,3 +152,13 @@ def test_a_folder_is_inspected_and_a_policy_moves_the_slider(token_bundle, tmp_p
     assert "recall:1.0" in stored and "fpr:0.01" in stored
     for name, policy in stored.items():
         assert page.choose_policy(name) == policy["threshold"]
+
+
+def test_a_save_that_fails_is_a_message(token_bundle, tmp_path):
+    bundle = shutil.copytree(token_bundle, tmp_path / "bundle")
+    page = _page(bundle)
+    shutil.rmtree(bundle)  # moved away while the page runs
+    words = page.save_current(0.5)
+    assert words.startswith(f"Could not save the threshold next to `{bundle}`")
+    assert "bundle.json is missing" in words
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
