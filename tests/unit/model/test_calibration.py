@@ -27,7 +27,9 @@ def test_pixel_threshold_keeps_ties_together_and_needs_both_classes():
     maps = np.array([[[0.5, 0.5, 0.1, 0.9]]])
     masks = np.array([[[1, 0, 0, 0]]], dtype=bool)
     # 0.9 -> F1 0; 0.5 -> tp 1, flagged 3: 2/(3+1) = 0.5; 0.1 -> 2/(4+1) = 0.4
-    assert best_pixel_threshold(maps, masks)["value"] == 0.5
+    best = best_pixel_threshold(maps, masks)
+    assert best["value"] == 0.5
+    assert best["f1"] == pytest.approx(0.5)  # both 0.5 pixels flagged, not the defect alone
     assert best_pixel_threshold(maps, np.zeros_like(masks)) is None
 
 
