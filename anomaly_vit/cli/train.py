@@ -29,6 +29,7 @@ from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.errors import UserError, task_wrapper
 from anomaly_vit.guards import check_classes, check_training_config, without_progress_bars
 from anomaly_vit.maps.scorer import tensorboard_metrics
+from anomaly_vit.model.thresholds import parse_policy
 from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
 
@@ -117,6 +118,8 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[checkpoint_io]
     )
     scorer = cfg.get("explain_scores")
+    calibration = cfg.get("calibration")
+    parse_policy(cfg.get("threshold_policy", "youden"), "threshold_policy")  # fail before fitting
     return {
         "cfg": cfg,
         "datamodule": datamodule,
@@ -125,6 +128,9 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
         "loggers": loggers,
         "trainer": trainer,
         "map_scorer": hydra.utils.instantiate(scorer, _convert_="all") if scorer else None,
+        "calibrator": hydra.utils.instantiate(calibration, _convert_="all")
+        if calibration
+        else None,
     }
 
 
@@ -144,6 +150,7 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     results = run_test(cfg, run)
     if run["trainer"].is_global_zero:
         results |= run_map_scores(run, results)
+        results |= run_calibration(cfg, run, results)
         summarise(cfg, run, results)
     return run, results
 
@@ -187,6 +194,23 @@ def run_test(cfg: DictConfig, run: dict[str, Any]) -> dict[str, Any]:
         results["test"] = model.test_results
         results["best_checkpoint"] = best
     return results
+
+
+def run_calibration(cfg: DictConfig, run: dict[str, Any], results: dict[str, Any]) -> dict:
+    """{"thresholds": ..., "pixel_threshold": ...} of the tested checkpoint (`calibration`;
+    model.calibration); {} when not tested or not configured."""
+    calibrator = run.get("calibrator")
+    if calibrator is None or "test" not in results:
+        return {}
+    blocks = calibrator(run["model"], run["datamodule"], cfg.get("threshold_policy", "youden"))
+    chosen = blocks["thresholds"]["policies"][blocks["thresholds"]["default_policy"]]
+    log.info(
+        "threshold policy %s: %.4f (validation %s)",
+        blocks["thresholds"]["default_policy"],
+        chosen["threshold"],
+        {k: chosen["val"][k] for k in ("tp", "fp", "tn", "fn")},
+    )
+    return blocks
 
 
 def run_map_scores(run: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:

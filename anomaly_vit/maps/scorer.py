@@ -12,12 +12,13 @@ batches and aggregates them. Its users:
 `SplitScorer` scores EVERY defective image with a non-empty mask of a datamodule's split, in
 batches. The block it returns (summary.json "explain"; the explain command's too):
 
-    {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean}}, "baselines":
-     {"random": {...}, "centre": {...}}, "kinds", "split", "tolerance_px", "seconds",
-     "cpu_seconds"}
+    {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean, "aupro": ...}},
+     "baselines": {"random": {...}, "centre": {...}}, "kinds", "split", "tolerance_px",
+     "seconds", "cpu_seconds"}
 
 Each kind's "pointing_misclassified" is its pointing on the M images the model gets wrong (defect
-score below the stored threshold, or a wrong defect class): NaN (null in JSON) when M = 0.
+score below the model's threshold, or a wrong defect class): NaN (null in JSON) when M = 0. Its
+"aupro" (`scores.aupro`) is a score of the whole set of N images, not a mean of per-image values.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from anomaly_vit.maps.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
     SCORE_NAMES,
+    aupro,
     dilate_masks,
     image_scores,
     with_baselines,
@@ -94,21 +96,29 @@ def means(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
 
 
 def summarise_scores(
-    values: Mapping[str, Mapping[str, torch.Tensor]], wrong_n: torch.Tensor
+    values: Mapping[str, Mapping[str, torch.Tensor]],
+    wrong_n: torch.Tensor,
+    maps_masks: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
-    """The block from per-image scores {kind: {score: [N]}} and the misclassified flags [N]."""
+    """The block from per-image scores {kind: {score: [N]}} and the misclassified flags [N];
+    with `maps_masks` {kind: (maps [N, H, W], masks [N, H, W])} each kind also gets its
+    "aupro" over all N images (NaN for a kind without maps)."""
 
-    def with_misclassified(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
-        return means(per_image) | {
+    def with_misclassified(kind: str, per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        out = means(per_image) | {
             "pointing_misclassified": means({"p": per_image["pointing"][wrong_n]})["p"]
         }
+        if maps_masks is not None:
+            maps, masks = maps_masks.get(kind, (None, None))
+            out["aupro"] = aupro(maps, masks) if maps is not None and len(maps) else math.nan
+        return out
 
     return {
         "n_scored": int(wrong_n.numel()),
         "n_misclassified": int(wrong_n.sum()),
-        "maps": {k: with_misclassified(v) for k, v in values.items() if k not in BASELINES},
+        "maps": {k: with_misclassified(k, v) for k, v in values.items() if k not in BASELINES},
         "baselines": {
-            BASELINES[k]: with_misclassified(v) for k, v in values.items() if k in BASELINES
+            BASELINES[k]: with_misclassified(k, v) for k, v in values.items() if k in BASELINES
         },
     }
 
@@ -127,24 +137,42 @@ def tensorboard_metrics(block: Mapping[str, Any], prefix: str = "explain") -> di
 
 class ScoreTable:
     """Per-image scores of the kinds and baselines gathered over batches, which images the model
-    gets wrong, and their aggregate."""
+    gets wrong, and their aggregate. With `aupro`, the kept images' maps and masks are kept too
+    (AUPRO is a score of the whole set: its block gets each kind's "aupro")."""
 
-    def __init__(self, kinds: Sequence[str]) -> None:
+    def __init__(self, kinds: Sequence[str], aupro: bool = False) -> None:
         self.kinds = [*kinds, *BASELINES]
         self._values: dict[str, dict[str, list[torch.Tensor]]] = {
             kind: {name: [torch.empty(0)] for name in SCORE_NAMES} for kind in self.kinds
         }
         self._wrong: list[torch.Tensor] = [torch.empty(0, dtype=torch.bool)]
+        self.aupro = bool(aupro)
+        self._maps: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.kinds}
+        self._masks: list[torch.Tensor] = []
 
-    def add(self, per_image: PerImage, wrong_b: torch.Tensor | None, keep_b: torch.Tensor) -> None:
+    def add(
+        self,
+        per_image: PerImage,
+        wrong_b: torch.Tensor | None,
+        keep_b: torch.Tensor,
+        maps: Mapping[str, torch.Tensor] | None = None,
+        masks_bhw: torch.Tensor | None = None,
+    ) -> None:
         """Keep the images `keep_b` [B] (bool) of a batch; `wrong_b` [B]: misclassified (None:
-        not known, counted as right)."""
+        not known, counted as right). A table with `aupro` also needs the batch's scored `maps`
+        (baselines included, `MapScorer.with_baselines`) and `masks_bhw`."""
         keep_b = keep_b.bool().cpu()
         for kind in self.kinds:
             for name in SCORE_NAMES:
                 self._values[kind][name].append(per_image[kind][name].cpu()[keep_b])
         wrong_b = torch.zeros_like(keep_b) if wrong_b is None else wrong_b.bool().cpu()
         self._wrong.append(wrong_b[keep_b])
+        if self.aupro:
+            if maps is None or masks_bhw is None:
+                raise ValueError("ScoreTable(aupro=True).add needs the batch's maps and masks")
+            self._masks.append(masks_bhw.bool().cpu()[keep_b])
+            for kind in self.kinds:
+                self._maps[kind].append(maps[kind].detach().float().cpu()[keep_b])
 
     @property
     def n_images(self) -> int:
@@ -161,7 +189,13 @@ class ScoreTable:
 
     def block(self) -> dict[str, Any]:
         """The summary block (`summarise_scores`) of every image kept."""
-        return summarise_scores(self.values(), torch.cat(self._wrong))
+        maps_masks = None
+        if self.aupro and self._masks:
+            masks = torch.cat(self._masks)
+            maps_masks = {kind: (torch.cat(maps), masks) for kind, maps in self._maps.items()}
+        elif self.aupro:
+            maps_masks = {}  # no image: every kind's AUPRO is NaN
+        return summarise_scores(self.values(), torch.cat(self._wrong), maps_masks)
 
 
 class MapScorer:
@@ -211,6 +245,15 @@ class MapScorer:
             discard_ratio=self.discard_ratio,
         )
 
+    def with_baselines(
+        self, maps_by_kind: Mapping[str, torch.Tensor], masks_bhw: torch.Tensor, seed: int
+    ) -> dict[str, torch.Tensor]:
+        """The maps scored for a batch: the kinds' maps (on the CPU) and the random (from
+        `seed`) and centre baselines."""
+        return with_baselines(
+            {k: m.cpu() for k, m in maps_by_kind.items()}, masks_bhw.bool().cpu(), seed
+        )
+
     def score_images(
         self,
         model: nn.Module,
@@ -219,11 +262,16 @@ class MapScorer:
         seed: int,
     ) -> PerImage:
         """Every score of each image's maps and of the baselines (random maps from `seed`)."""
+        return self.score_maps(model, self.with_baselines(maps_by_kind, masks_bhw, seed), masks_bhw)
+
+    def score_maps(
+        self, model: nn.Module, maps: Mapping[str, torch.Tensor], masks_bhw: torch.Tensor
+    ) -> PerImage:
+        """Every score of each image's maps, baselines included (`with_baselines`)."""
         patch_hw = patch_size_hw(model)
         tolerance_px = self.tolerance_px if self.tolerance_px is not None else max(patch_hw)
         masks_bhw = masks_bhw.bool().cpu()
         dilated_bhw = dilate_masks(masks_bhw, tolerance_px)  # once for every kind
-        maps = with_baselines({k: m.cpu() for k, m in maps_by_kind.items()}, masks_bhw, seed)
         return {
             kind: image_scores(
                 maps_bhw,
@@ -296,7 +344,7 @@ class SplitScorer(MapScorer):
         kinds = self.kinds_for(model)
         scored = (labels_n != model.good_index) & masks_nhw.flatten(1).any(dim=1)
         index = scored.nonzero().flatten()
-        table = ScoreTable(kinds)
+        table = ScoreTable(kinds, aupro=True)
         was_training = model.training
         model.eval()
         try:
@@ -305,10 +353,10 @@ class SplitScorer(MapScorer):
                 images = images_nchw[rows].to(device)
                 explanation = self.predict(model, images)
                 wrong = misclassified(model, images, labels_n[rows], explanation.probs)
-                per_image = self.score_images(
-                    model, explanation.maps, masks_nhw[rows], self.seed + first
-                )
-                table.add(per_image, wrong, torch.ones(len(rows), dtype=torch.bool))
+                masks = masks_nhw[rows]
+                maps = self.with_baselines(explanation.maps, masks, self.seed + first)
+                per_image = self.score_maps(model, maps, masks)
+                table.add(per_image, wrong, torch.ones(len(rows), dtype=torch.bool), maps, masks)
         finally:
             model.train(was_training)
         block = table.block()

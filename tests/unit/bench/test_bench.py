@@ -41,7 +41,9 @@ from tests.helpers import ROOT, compose_config, run_cli
 
 ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "split_score_share", "flops_share",
             "convergence_ratio",
-            "peak_rss", "startup", "real_data_auroc", "real_data_balanced_acc"]  # fmt: skip
+            "peak_rss", "startup", "deploy_speedup", "deploy_latency", "deploy_bundle_size",
+            "deploy_peak_rss", "real_data_auroc", "real_data_balanced_acc",
+            "app_latency"]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- convergence
