@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from anomaly_vit.bench.epochs import NOISY_SPREAD
+from anomaly_vit.bench.real_cv import HEADER
 from anomaly_vit.bench.report import Row, median, safe_ratio
 
 
@@ -32,6 +33,7 @@ class Rows:
             ("startup", self._startup_row),
             ("deploy", self._deploy_rows),
             ("real_data", self._real_data_rows),
+            ("real_cv", self._real_cv_rows),
         ]
         wanted = self.settings.get("steps") or [step for step, _ in builders]
         rows: list[Row] = []
@@ -83,6 +85,45 @@ class Rows:
                     ),
                     details=result,
                 )  # fmt: skip
+            )
+        return rows
+
+    def _real_cv_rows(self) -> list[Row]:
+        """One row per cv folder: pooled AUROC (value), AP and balanced accuracy with their
+        intervals; a ViT row's target is the pooled AUROC of the strongest peer on the same
+        folds (the one it is paired with)."""
+        title = "cross-validated: pooled defect AUROC over every photo"
+        settings = self.settings.get("real_cv") or {}
+        if not (settings.get("manifest") or settings.get("cv_dirs")):
+            note = "give real_cv.manifest=PATH (run both arms) or real_cv.cv_dirs=[...] (compare)"
+            return [Row("8", "real_cv", title, None, status="skipped", shown="not run", note=note)]
+        failed = self._failed("8", "real_cv", title, "real_cv")
+        if failed:
+            return [failed]
+        result = self.results["real_cv"]
+        auroc_of = {r["dir"]: r["auroc"] for r in result["rows"]}
+        rows = []
+        for i, r in enumerate(result["rows"]):
+            cells = dict(zip(HEADER, r["cells"], strict=True))
+            beside = auroc_of[r["minus_peer"]["peer_dir"]] if r["minus_peer"] else None
+            rows.append(
+                Row(
+                    f"8{chr(ord('a') + i)}" if i < 26 else f"8.{i}",
+                    f"real_cv_{i}",
+                    f"cv {r['data']}, {r['arm']} ({r['model']}): pooled AUROC",
+                    r["auroc"],
+                    target=(">=", beside) if beside is not None else None,
+                    shown=cells["AUROC"],
+                    note=(
+                        f"{cells['photos (defective)']} photos; AP {cells['AP']}; balanced acc "
+                        f"{cells['balanced acc']}; minus the peer (paired) "
+                        f"{cells['minus the peer, paired: AUROC; balanced acc']} "
+                        f"({cells['peer']}); "
+                        f"{cells['wall a fold']} a fold; "
+                        f"folds {cells['folds']}; {r['dir']}"
+                    ),
+                    details=r,
+                )
             )
         return rows
 
@@ -176,7 +217,7 @@ class Rows:
                 None,
                 "share",
                 status="skipped",
-                note="no rollout dumps: the config has no RolloutDumper (callbacks.rollouts is null)",
+                note="no map dumps: the config has no MapDumper (callbacks.maps is null)",
             )
         dump_epochs = set(info["dump_epochs"])
         plain_val = [
@@ -214,7 +255,7 @@ class Rows:
             return failed
         info = self.results["throughput"].rollouts
         if not info or not info.get("score_seconds"):
-            note = "no rollout dumps: the config has no RolloutDumper (callbacks.rollouts is null)"
+            note = "no map dumps: the config has no MapDumper (callbacks.maps is null)"
             return Row("3b", "split_score_share", title, None, "share", status="skipped", note=note)
         seconds = median(info["score_seconds"])
         period = info["every_n_epochs"] * self._rollout_row().details["epoch_seconds"]
@@ -229,7 +270,7 @@ class Rows:
             note=(
                 f"{seconds:.2f} s to score every defective {info['scored_split']} image with a "
                 f"mask (median of {len(info['score_seconds'])}) / ({period:.1f} s of training "
-                f"between dumps); callbacks.rollouts.score_split is {state}: turn it on when "
+                f"between dumps); callbacks.maps.score_split is {state}: turn it on when "
                 "this row passes"
             ),
             details={"score_seconds": info["score_seconds"], "period_seconds": period},

@@ -171,6 +171,13 @@ class Bench:
         real["train_overrides"] = [*real.get("train_overrides", []), *self.overrides]
         return run_real_data(real, self.out_dir / "runs" / "real_data")
 
+    def real_cv(self) -> dict[str, Any]:
+        from anomaly_vit.bench.real_cv import run_real_cv
+
+        return run_real_cv(
+            dict(self.settings["real_cv"]), self.overrides, self.out_dir / "runs" / "real_cv"
+        )
+
     def clean(self) -> None:
         if self.settings.get("keep_checkpoints"):
             return
@@ -208,12 +215,16 @@ def run_bench(settings: dict[str, Any], out_dir: Path) -> int:
         "deploy": bench.deploy,
         "convergence": bench.convergence,
         "real_data": bench.real_data,
+        "real_cv": bench.real_cv,
     }
     wanted = settings.get("steps") or list(steps)
     if not settings["convergence"]["enabled"]:
         wanted = [s for s in wanted if s != "convergence"]
     if not settings["real_data"].get("manifest"):
         wanted = [s for s in wanted if s != "real_data"]
+    real_cv = settings.get("real_cv") or {}
+    if not (real_cv.get("manifest") or real_cv.get("cv_dirs")):
+        wanted = [s for s in wanted if s != "real_cv"]
     for name in wanted:
         bench.step(name, steps[name])
     bench.clean()

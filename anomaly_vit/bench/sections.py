@@ -158,6 +158,18 @@ def sections(results: dict[str, Any], errors: dict[str, str]) -> list[tuple[str,
                 "score, map).\n\n" + markdown_table(header, cells),
             )
         )
+    if "real_cv" in results:
+        from anomaly_vit.bench.real_cv import table
+
+        level = int(round(float(results["real_cv"]["level"]) * 100))
+        parts.append(
+            (
+                "Cross-validated comparison (pooled over every photo)",
+                f"Out-of-fold scores of every photo, pooled; {level} % bootstrap intervals "
+                "(photos resampled within each class); balanced accuracy at each fold's own "
+                "validation threshold (docs/cv.md).\n\n" + table(results["real_cv"], markdown=True),
+            )
+        )
     for name, error in errors.items():
         parts.append((f"Error in {name}", f"```\n{error}\n```"))
     return parts

@@ -211,10 +211,10 @@ def time_rollout_dumps(
 ) -> dict[str, Any]:
     """The rollout callback's dumps of this fit (training waited `dump_seconds`; the grid was drawn
     in `render_seconds`, in the background or not), plus `extra` dumps timed now."""
-    from anomaly_vit.callbacks.rollouts import RolloutDumper
-    from anomaly_vit.explain.evaluate import SplitScorer
+    from anomaly_vit.callbacks.maps import PREFIX, MapDumper
+    from anomaly_vit.maps.scorer import SplitScorer
 
-    dumpers = [cb for cb in trainer.callbacks if isinstance(cb, RolloutDumper)]
+    dumpers = [cb for cb in trainer.callbacks if isinstance(cb, MapDumper)]
     if not dumpers or dumpers[0].probes is None:
         return {}
     dumper = dumpers[0]
@@ -229,11 +229,11 @@ def time_rollout_dumps(
         finally:
             pl_module.train(was_training)
         dumper.wait_for_drawings()
-        dumps.append(float(scalars["attn/dump_seconds"]))
+        dumps.append(float(scalars[f"{PREFIX}/dump_seconds"]))
         renders.append(float(dumper.render_seconds.get(int(pl_module.global_epoch), math.nan)))
     score_seconds = list(dumper.score_seconds.values())  # the fit's and the extra dumps'
-    scorer = dumper.scorer or SplitScorer(
-        "val", dumper.kinds, tolerance_px=dumper.tolerance_px, seed=dumper.seed
+    scorer = dumper.split_scorer or SplitScorer(
+        "val", dumper.kinds, tolerance_px=dumper.scorer.tolerance_px, seed=dumper.seed
     )
     if not score_seconds:  # score_split is off: time one scoring of the validation split now
         pl_module.eval()
@@ -251,7 +251,7 @@ def time_rollout_dumps(
         "render_seconds": renders,
         "probes": len(dumper.probes),
         "kinds": list(dumper.kinds),
-        "score_split": dumper.scorer.split if dumper.scorer else None,
+        "score_split": dumper.split_scorer.split if dumper.split_scorer else None,
         "scored_split": scorer.split,
         "score_seconds": score_seconds,
     }

@@ -27,8 +27,8 @@ from anomaly_vit.checkpointing.resume import check_new_run_dir, check_resume
 from anomaly_vit.checkpointing.rng_state import RNGStateCheckpoint
 from anomaly_vit.ddp import end_job, exclusive
 from anomaly_vit.errors import UserError, task_wrapper
-from anomaly_vit.explain.evaluate import tensorboard_metrics
 from anomaly_vit.guards import check_classes, check_training_config, without_progress_bars
+from anomaly_vit.maps.scorer import tensorboard_metrics
 from anomaly_vit.model.thresholds import parse_policy
 from anomaly_vit.rundir import SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.sweep.objective import in_multirun, objective, worst_value
@@ -81,7 +81,8 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
     check_new_run_dir(output_dir, resume_from)
     check_training_config(cfg)
     with exclusive(_prepare_lock(cfg)):
-        datamodule = build_datamodule(cfg.data, output_dir, recorded_split_csv(resume_from))
+        split_csv = recorded_split_csv(resume_from) or cfg.get("split_csv")
+        datamodule = build_datamodule(cfg.data, output_dir, split_csv)
     check_classes(datamodule.classes)
     balanced = {} if cfg.model.get("class_weights") else datamodule.loss_balance()
     model = hydra.utils.instantiate(
@@ -137,6 +138,12 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (fresh, resumed from `ckpt_path`, or fine-tuned from `finetune_from`), then test the
     best checkpoint on the real test split; write summary.json."""
+    return fit_and_test(cfg)[1]
+
+
+def fit_and_test(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`train` without its error handling: (the run's objects, its results). The model holds
+    the tested (best) weights afterwards; cross-validation scores its fold with them."""
     L.seed_everything(cfg.seed, workers=True)
     run = build_run(cfg)
     run_fit(cfg, run)
@@ -145,7 +152,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results |= run_map_scores(run, results)
         results |= run_calibration(cfg, run, results)
         summarise(cfg, run, results)
-    return results
+    return run, results
 
 
 def run_fit(cfg: DictConfig, run: dict[str, Any]) -> None:
@@ -208,7 +215,7 @@ def run_calibration(cfg: DictConfig, run: dict[str, Any], results: dict[str, Any
 
 def run_map_scores(run: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
     """{"explain": block}: the tested checkpoint's maps scored on every defective real test image
-    with a mask (`explain_scores`; explain.evaluate); {} when not tested or not configured."""
+    with a mask (`explain_scores`; maps.scorer); {} when not tested or not configured."""
     scorer = run.get("map_scorer")
     if scorer is None or "test" not in results:
         return {}

@@ -104,6 +104,9 @@ class DataIndex:
                     self.split_of_item.setdefault(record.item_id, "train")
                 elif record.item_id not in label_of_item or record.label != good_class:
                     label_of_item[record.item_id] = record.label
+        # item_id -> label of the real primary items (a defect label wins over good_class): what
+        # the split stratifies by (and cross-validation's folds, anomaly_vit.crossval)
+        self.label_of_item = label_of_item
         derived_split = split_items(label_of_item, split_ratios, seed)
         derived_split = keep_real_share(derived_split, label_of_item, real_fraction, seed)
         self.split_changes: dict[str, list[str]] = {}  # items that appeared / disappeared since

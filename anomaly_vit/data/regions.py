@@ -2,7 +2,7 @@
 
 Rows are cut into runs of True pixels; a run touching a run of the row above (diagonals
 included) joins its region (union-find over runs, far fewer than pixels). The inferencer's
-boxes and AUPRO's per-region overlaps (`explain.scores.aupro`) both read regions from here.
+boxes and AUPRO's per-region overlaps (`maps.scores.aupro`) both read regions from here.
 """
 
 from __future__ import annotations

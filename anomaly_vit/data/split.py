@@ -84,3 +84,60 @@ def follow_recorded_split(
     appeared = sorted(item for item in split_now if item not in recorded)
     disappeared = sorted(item for item in recorded if item not in split_now)
     return split, appeared, disappeared
+
+
+# ------------------------------------------------------------------------ k-fold cross-validation
+def check_folds(label_of_item: Mapping[str, str], folds: int, good_class: str) -> int:
+    """`cv.folds` as an int: at least 2, and at most the number of defective items (every fold
+    must hold a defective item, or its AUROC is undefined)."""
+    n_defect = sum(1 for label in label_of_item.values() if label != good_class)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(
+            f"cv.folds={folds!r}: must be an integer >= 2 (each fold tests one k-th of the items "
+            "and trains on the rest), e.g. cv.folds=5."
+        )
+    if folds > n_defect:
+        raise ValueError(
+            f"cv.folds={folds} is more than the {n_defect} defective item(s) of the data "
+            f"({len(label_of_item)} items): a fold would test no defect; use cv.folds<={n_defect} "
+            "or add defective items."
+        )
+    return folds
+
+
+def fold_items(label_of_item: Mapping[str, str], folds: int, seed: int) -> dict[str, int]:
+    """Assign each item_id to one of `folds` folds, stratified by label and seeded.
+
+    Items (never files) are the unit, so every image of an item is in one fold. Per label the
+    items are shuffled with `seed` and dealt round-robin, the deal carrying on from one label
+    to the next (labels in sorted order): each fold gets every label's count to within one, and
+    the total too. The result does not depend on the order of `label_of_item`.
+    """
+    items_of_label: dict[str, list[str]] = defaultdict(list)
+    for item_id, label in label_of_item.items():
+        items_of_label[label].append(item_id)
+    fold_of_item: dict[str, int] = {}
+    turn = 0
+    for label in sorted(items_of_label):
+        items = sorted(items_of_label[label])
+        random.Random(f"{seed}:fold:{label}").shuffle(items)
+        for item_id in items:
+            fold_of_item[item_id] = turn % folds
+            turn += 1
+    return fold_of_item
+
+
+def fold_split(
+    fold_of_item: Mapping[str, int],
+    label_of_item: Mapping[str, str],
+    fold: int,
+    val_share: float,
+    seed: int,
+) -> dict[str, str]:
+    """item_id -> split for cross-validation fold `fold`: its items are the test split; val is
+    carved from the other folds' items by item, stratified (`split_items`, share `val_share`),
+    and the rest trains."""
+    rest = {item: label_of_item[item] for item, k in fold_of_item.items() if k != fold}
+    split = split_items(rest, {"train": 1.0 - val_share, "val": val_share, "test": 0.0}, seed)
+    split.update({item: "test" for item, k in fold_of_item.items() if k == fold})
+    return split

@@ -34,8 +34,8 @@ from anomaly_vit.deploy.bundle import (
     write_bundle_json,
 )
 from anomaly_vit.deploy.network import INPUT_NAME, OUTPUT_NAMES, DeployNet
+from anomaly_vit.explain.checkpoint import load_classifier
 from anomaly_vit.explain.inputs import training_resize
-from anomaly_vit.explain.predict import load_classifier
 from anomaly_vit.model.thresholds import FALLBACK_THRESHOLD
 from anomaly_vit.rundir import CHECKPOINTS_DIR, SUMMARY_JSON, read_json
 

@@ -9,8 +9,9 @@ std, as `ViTClassifier.normalize` does). Outputs, all per image:
   centres like `explain` draws it: ``tokens`` (the token head's defect probability) when the
   model has a token head, else ``evidence`` (the class head on each final token, defect vs good).
 
-The map functions are the ones `explain` uses (`explain.maps.token_evidence`,
-`explain.readout.upsample_maps`), so the exported map cannot drift from the explained one.
+The map is drawn by the map kinds' own functions (`maps.kinds.MAP_KINDS`, read from the same
+`ForwardPass` fields `explain` fills) and `maps.readout.upsample_maps`, so the exported map cannot
+drift from the explained one.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from anomaly_vit.explain.capture import find_vision_transformer
-from anomaly_vit.explain.maps import token_evidence
-from anomaly_vit.explain.readout import token_layout, upsample_maps
+from anomaly_vit.maps.capture import find_vision_transformer
+from anomaly_vit.maps.forward import ForwardPass, MapBatch, MapOptions
+from anomaly_vit.maps.kinds import MAP_KINDS
+from anomaly_vit.maps.readout import token_layout, upsample_maps
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "score", "map")
@@ -51,13 +53,17 @@ class DeployNet(nn.Module):
     def forward(self, normalised_bchw: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features_bnd = self.vit.forward_features(normalised_bchw)
         logits_bk = self.vit.forward_head(features_bnd)
-        if self.kind == "tokens":
-            patches_bnd = features_bnd[:, self.vit.num_prefix_tokens :]
-            token_logits_bn = self.token_head(patches_bnd)
-            grid_bhw = token_logits_bn.float().sigmoid().reshape(-1, *self.layout.grid_hw)
-        else:
-            token_logits_bn = None
-            grid_bhw = token_evidence(self.vit, features_bnd, self.layout, self.good_index)
+        token_logits_bn = None
+        if self.token_head is not None:
+            token_logits_bn = self.token_head(features_bnd[:, self.vit.num_prefix_tokens :])
+        forward = ForwardPass(
+            MapBatch(self.vit, self.vit, self.layout, normalised_bchw),
+            MapOptions(good_class=self.good_index),
+            logits_bk.float(),
+            final_tokens_bnd=features_bnd,
+            token_logits_bn=token_logits_bn,
+        )
+        grid_bhw = MAP_KINDS[self.kind].grid(forward)
         score_b = self.defect_score(logits_bk, token_logits_bn)
         map_bhw = upsample_maps(grid_bhw, self.input_hw, self.layout.geometry)
         return logits_bk.float(), score_b, map_bhw

@@ -1,26 +1,5 @@
-"""Where the model looks: attention capture, rollout, relevance and evidence maps, scores.
+"""The explain command: maps, predictions and scores of a checkpoint on new images.
 
-`attention_maps` is the entry point; the pictures live in `anomaly_vit.viz.overlays`
-(imported separately, it pulls in matplotlib).
+`python -m anomaly_vit.explain` (`explain.command`); the maps themselves and their scorer live in
+`anomaly_vit.maps`.
 """
-
-from anomaly_vit.explain.capture import capture_attention, forward_with_attention
-from anomaly_vit.explain.maps import attention_maps
-from anomaly_vit.explain.readout import map_to_original, read_out_maps, token_layout
-from anomaly_vit.explain.relevance import gradient_relevance, target_scores
-from anomaly_vit.explain.rollout import attention_rollout
-from anomaly_vit.explain.scores import score_maps, score_with_baselines
-
-__all__ = [
-    "attention_maps",
-    "attention_rollout",
-    "capture_attention",
-    "forward_with_attention",
-    "gradient_relevance",
-    "map_to_original",
-    "read_out_maps",
-    "score_maps",
-    "score_with_baselines",
-    "target_scores",
-    "token_layout",
-]

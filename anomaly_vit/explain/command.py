@@ -12,13 +12,16 @@ writes into its run dir (outputs/runs/<time>_explain/):
   exists the scores `<kind>/<score>` (pointing, energy, pixel_auroc, ...); empty cells elsewhere;
 - `summary.json`: counts, accuracies where labels are known, the mean scores of every map
   kind and of the random / centre baselines over the images with a defect mask ("scores"), and
-  the same "explain" block as a training run's summary.json (`explain.evaluate`: n_scored,
+  the same "explain" block as a training run's summary.json (`maps.scorer`: n_scored,
   n_misclassified, maps, baselines, pointing on the misclassified images).
+
+Maps and scores come from the ONE scorer of `anomaly_vit.maps` (`maps.scorer.MapScorer`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +32,18 @@ from omegaconf import DictConfig
 from anomaly_vit.data.bad_images import OnBadImage
 from anomaly_vit.data.resize import ResizeMode
 from anomaly_vit.errors import enum_value, task_wrapper
-from anomaly_vit.explain.evaluate import (
-    BASELINES,
+from anomaly_vit.explain.checkpoint import load_classifier
+from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input, training_resize
+from anomaly_vit.maps.forward import image_size_hw
+from anomaly_vit.maps.kinds import Explanation, check_kinds
+from anomaly_vit.maps.scorer import (
+    MapScorer,
+    ScoreTable,
     defect_scores,
     misclassified,
-    summarise_scores,
-)
-from anomaly_vit.explain.inputs import InputImage, find_inputs, load_input, training_resize
-from anomaly_vit.explain.predict import (
-    Explanation,
-    check_kinds,
-    explain_images,
-    finite_or_blank,
-    image_size_hw,
-    load_classifier,
-    patch_size_hw,
-    per_image_scores,
     resolve_tolerance_px,
 )
-from anomaly_vit.explain.rollout import HeadFusion
-from anomaly_vit.explain.scores import (
-    CENTRE_BASELINE,
-    RANDOM_BASELINE,
-    SCORE_NAMES,
-    centre_prior_maps,
-    random_maps,
-)
+from anomaly_vit.maps.scores import PEAK_LABEL, PEAK_PIXELS, SCORE_NAMES, peak_share
 from anomaly_vit.model.calibration import checkpoint_threshold
 from anomaly_vit.rundir import PREDICTIONS_CSV, SUMMARY_JSON, write_dict_rows, write_json
 from anomaly_vit.viz.overlays import probe_grid_figure, save_figure
@@ -123,48 +112,26 @@ def _overlay_figure(
     panel_in: float,
 ):
     verdict = "defect" if defect_score >= threshold else "good"
+    maps = {kind: maps[index : index + 1] for kind, maps in explanation.maps.items()}
     return probe_grid_figure(
         images[index : index + 1],
-        {kind: maps[index : index + 1] for kind, maps in explanation.maps.items()},
+        maps,
         masks=masks[index : index + 1] if has_mask else None,
         true_labels=[item.label] if item.label is not None else None,
         pred_labels=explanation.preds[index : index + 1],
         probs=explanation.probs[index : index + 1],
         class_names=classes,
         panel_in=panel_in,
-        title=f"{item.name}: defect score {defect_score:.2f}, {verdict} at threshold {threshold:.2f}",
+        title=f"{item.name}: defect score {defect_score:.2f}, {verdict} at threshold {threshold:.2f}"
+        f"\n{PEAK_LABEL}: the map's share in its top {PEAK_PIXELS:.0%} of pixels",
+        panel_scores={kind: peak_share(maps_bhw).tolist() for kind, maps_bhw in maps.items()},
+        panel_score_name=PEAK_LABEL,
     )
 
 
-def _mean_scores(score_rows: list[dict[str, float]], kinds: list[str]) -> dict[str, dict]:
-    """Mean of each per-image score over the images that have one (NaN-aware)."""
-    summary: dict[str, dict[str, float]] = {}
-    for kind in kinds:
-        summary[kind] = {}
-        for name in SCORE_NAMES:
-            values = [row[f"{kind}/{name}"] for row in score_rows if f"{kind}/{name}" in row]
-            finite = [v for v in values if not np.isnan(v)]
-            summary[kind][name] = float(np.mean(finite)) if finite else float("nan")
-    return summary
-
-
-def _explain_block(
-    score_rows: list[dict[str, float]],
-    wrong: list[bool],
-    kinds: list[str],
-    tolerance_px: int,
-    maps_masks: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-) -> dict[str, Any]:
-    """The "explain" block of `explain.evaluate` from the per-image scores of masked images."""
-    values = {
-        kind: {
-            name: torch.tensor([row[f"{kind}/{name}"] for row in score_rows], dtype=torch.float32)
-            for name in SCORE_NAMES
-        }
-        for kind in [*kinds, *BASELINES]
-    }
-    block = summarise_scores(values, torch.tensor(wrong, dtype=torch.bool), maps_masks)
-    return block | {"kinds": kinds, "split": "input", "tolerance_px": tolerance_px}
+def finite_or_blank(value: float) -> float | str:
+    """A value for a CSV cell: NaN becomes an empty cell."""
+    return "" if isinstance(value, float) and math.isnan(value) else value
 
 
 def _accuracies(rows: list[dict[str, Any]], classes: list[str], good_class: str) -> dict:
@@ -188,31 +155,33 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("input"):
         raise ValueError(f"input is required: {USAGE}")
     on_bad_image = enum_value(OnBadImage, cfg.on_bad_image, "on_bad_image")
-    head_fusion = enum_value(HeadFusion, cfg.head_fusion, "head_fusion")
     if int(cfg.batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}.")
-    kinds = check_kinds(cfg.kinds, "kinds")
+    scorer = MapScorer(
+        check_kinds(cfg.kinds, "kinds"),
+        cfg.get("tolerance_px"),
+        float(cfg.patch_positive_share),
+        cfg.head_fusion,
+        float(cfg.discard_ratio),
+        int(cfg.seed),
+        key="",
+    )
     model, info = load_classifier(cfg.ckpt_path, trust_pickle=bool(cfg.trust_pickle))
     model.to(_device(str(cfg.device)))
-    if getattr(model, "token_head", None) is not None and "tokens" not in kinds:
-        kinds.append("tokens")  # a mask-guided model's own map is always shown and scored
+    kinds = scorer.kinds_for(model)  # a mask-guided model's own map is always shown and scored
     threshold, policy = checkpoint_threshold(
         cfg.ckpt_path, model, cfg.get("threshold_policy"), cfg.get("threshold")
     )
     model.defect_threshold.fill_(threshold)  # every decision below (and `misclassified`) uses it
+    table = ScoreTable(kinds)  # the images with a defect mask
     items = find_inputs(cfg.input, cfg.get("masks"), model.classes)
     size_hw = image_size_hw(model)
     resize = training_resize(info)
-    patch_hw = patch_size_hw(model)
     tolerance_px = resolve_tolerance_px(model, cfg.get("tolerance_px"))
     output_dir = Path(cfg.paths.output_dir)
     overlay_dir = output_dir / "overlays"
     rows: list[dict[str, Any]] = []
-    score_rows: list[dict[str, float]] = []
-    wrong: list[bool] = []  # per image: does the model get it wrong (explain.evaluate)
     skipped: list[dict[str, str]] = []
-    set_maps: dict[str, list[torch.Tensor]] = {}
-    set_masks: list[torch.Tensor] = []
     log.info("explaining %d image(s) from %s with %s", len(items), cfg.input, cfg.ckpt_path)
     for start in range(0, len(items), int(cfg.batch_size)):
         batch, images, masks, has_mask = _load_batch(
@@ -221,37 +190,15 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         if not batch:
             continue
         device = next(model.parameters()).device
-        explanation = explain_images(
-            model,
-            images.to(device),
-            kinds,
-            good_class=model.good_index,
-            head_fusion=head_fusion,
-            discard_ratio=float(cfg.discard_ratio),
-        )
+        explanation = scorer.predict(model, images.to(device))
         labels = [model.classes.index(i.label) if i.label in model.classes else -1 for i in batch]
         labels_b = torch.tensor(labels)
         defect_scores_b, probs_bk = defect_scores(model, images.to(device), explanation.probs)
-        wrong += misclassified(
-            model, images.to(device), labels_b, probs_bk, defect_scores_b
-        ).tolist()
-        baselines = {
-            RANDOM_BASELINE: random_maps(len(batch), size_hw, seed=int(cfg.seed) + start),
-            CENTRE_BASELINE: centre_prior_maps(len(batch), size_hw),
-        }
-        batch_scores = per_image_scores(
-            explanation.maps | baselines,
-            masks,
-            patch_hw,
-            tolerance_px,
-            float(cfg.patch_positive_share),
-        )
-        score_rows += batch_scores
-        scored = [i for i, scores in enumerate(batch_scores) if has_mask[i] and scores]
-        if scored:  # the masked images' maps, for AUPRO (a score of the whole set)
-            set_masks.append(masks[scored].bool())
-            for kind, maps_bhw in (explanation.maps | baselines).items():
-                set_maps.setdefault(kind, []).append(maps_bhw[scored].float())
+        wrong_b = misclassified(model, images.to(device), labels_b, probs_bk, defect_scores_b)
+        maps = scorer.with_baselines(explanation.maps, masks, scorer.seed + start)
+        per_image = scorer.score_images(model, maps, masks, scorer.seed + start)
+        scored_b = torch.tensor(has_mask) & masks.flatten(1).any(dim=1)  # a defect mask
+        table.add(per_image, wrong_b, scored_b, maps, masks)  # maps too: AUPRO of the set
         for index, item in enumerate(batch):
             defect_score = float(defect_scores_b[index])
             overlay = overlay_dir / f"{item.name}.png"
@@ -280,21 +227,15 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
                 "is_defect": defect_score >= threshold,
                 "has_mask": has_mask[index],
             }
-            scores = batch_scores[index] if has_mask[index] else {}
             for kind in kinds:
                 for name in SCORE_NAMES:
-                    row[f"{kind}/{name}"] = finite_or_blank(
-                        scores.get(f"{kind}/{name}", float("nan"))
-                    )
+                    value = float(per_image[kind][name][index]) if scored_b[index] else math.nan
+                    row[f"{kind}/{name}"] = finite_or_blank(value)
             rows.append(row)
     if not rows:
         raise ValueError(f"input={cfg.input}: no image could be read ({len(skipped)} skipped).")
     columns = [*BASE_COLUMNS, *(f"{kind}/{name}" for kind in kinds for name in SCORE_NAMES)]
     write_dict_rows(output_dir / PREDICTIONS_CSV, columns, rows)
-    masked = [s for s, row in zip(score_rows, rows, strict=True) if row["has_mask"] and s]
-    masked_wrong = [
-        w for w, s, row in zip(wrong, score_rows, rows, strict=True) if row["has_mask"] and s
-    ]
     summary = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "global_epoch": info.get("global_epoch"),
@@ -307,16 +248,10 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         "n_images": len(rows),
         "n_skipped": len(skipped),
         "skipped": skipped,
-        "n_scored": len(masked),
+        "n_scored": table.n_images,
         **_accuracies(rows, model.classes, model.classes[model.good_index]),
-        "scores": _mean_scores(masked, [*kinds, RANDOM_BASELINE, CENTRE_BASELINE]),
-        "explain": _explain_block(
-            masked,
-            masked_wrong,
-            kinds,
-            tolerance_px,
-            {k: (torch.cat(v), torch.cat(set_masks)) for k, v in set_maps.items()},
-        ),
+        "scores": table.means(),
+        "explain": table.block() | {"kinds": kinds, "split": "input", "tolerance_px": tolerance_px},
     }
     write_json(output_dir / SUMMARY_JSON, summary)
     print(f"\nExplanations of {len(rows)} image(s) written to {output_dir}")

@@ -175,7 +175,7 @@ class Calibrator:
         }
 
     def _pixel_threshold(self, val: dict, test: dict, image_threshold: float) -> dict[str, Any]:
-        from anomaly_vit.explain.scores import aupro
+        from anomaly_vit.maps.scores import aupro
 
         kind = val.get("kind") or test.get("kind")
         block: dict[str, Any] = {"kind": kind, "value": None}

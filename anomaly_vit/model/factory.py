@@ -12,9 +12,14 @@ import torch.nn as nn
 from timm.layers import to_2tuple
 
 from anomaly_vit.model.conv_stem import ConvStemEmbed
+from anomaly_vit.model.resnet_stem import ResNetStemEmbed
 
 # `model.net.stem` -> the patch embedding class (None: timm's own patchify layer)
-STEMS: dict[str, type[nn.Module] | None] = {"patch": None, "conv": ConvStemEmbed}
+STEMS: dict[str, type[nn.Module] | None] = {
+    "patch": None,
+    "conv": ConvStemEmbed,
+    "resnet": ResNetStemEmbed,
+}
 
 
 def create_vit(
@@ -24,11 +29,13 @@ def create_vit(
     weights_path: str | None = None,
     stem: str = "patch",
     stem_channels: list[int] | None = None,
+    stem_model: str = "resnet18",
     **overrides: Any,
 ) -> nn.Module:
     """Create `model_name` from timm with `overrides` (img_size, patch_size, depth, embed_dim, ...).
 
-    `stem="conv"` swaps the patchify layer for a convolutional stem (same token grid).
+    `stem="conv"` swaps the patchify layer for a convolutional stem, `stem="resnet"` for the
+    first stages of the timm ResNet `stem_model` (both: the same token grid).
     `pretrained=True` loads hub weights (needs a network); `weights_path` loads a local
     .safetensors/.pth file through timm's own loader (offline), adapting the head and position
     embeddings like hub weights.
@@ -48,11 +55,14 @@ def create_vit(
     if stem not in STEMS:
         raise ValueError(
             f"model.net.stem={stem!r}: use one of {list(STEMS)} ('patch': timm's patchify, "
-            "'conv': convolutional stem)."
+            "'conv': convolutional stem, 'resnet': ResNet stages, a hybrid ViT)."
         )
     kwargs: dict[str, Any] = {"num_classes": num_classes, **overrides}
     if STEMS[stem] is not None:
-        kwargs["embed_layer"] = partial(STEMS[stem], stem_channels=stem_channels)
+        options = (
+            {"stem_model": stem_model} if stem == "resnet" else {"stem_channels": stem_channels}
+        )
+        kwargs["embed_layer"] = partial(STEMS[stem], **options)
     if weights_path:
         path = Path(weights_path)
         if not path.is_file():

@@ -53,9 +53,13 @@ def _layer_geometry(layer: nn.Module) -> tuple[tuple[float, float], tuple[int, i
 
 
 def token_geometry(patch_embed: nn.Module) -> TokenGeometry:
-    """The token centres of a patch embedding whose strided layers run in registration order."""
+    """The token centres of a patch embedding whose strided layers run in registration order
+    (or, for a residual stem, the order its `main_path_layers()` gives)."""
     offset, stride = [0.0, 0.0], [1, 1]
-    layers = [m for m in patch_embed.modules() if isinstance(m, STRIDED_LAYERS)]
+    if hasattr(patch_embed, "main_path_layers"):  # a residual stem: its shortcuts run beside
+        layers = patch_embed.main_path_layers()
+    else:
+        layers = [m for m in patch_embed.modules() if isinstance(m, STRIDED_LAYERS)]
     if not layers:
         raise TypeError(
             f"{type(patch_embed).__name__} has no Conv2d or pooling layer to place its tokens by."

@@ -31,9 +31,15 @@ def same_probe_epochs(dumps: Mapping[int, Mapping[str, np.ndarray]], kind: str) 
 
 
 def evolution_from_dumps(
-    dumps: Mapping[int, Mapping[str, np.ndarray]], kind: str, max_columns: int, panel_in: float
+    dumps: Mapping[int, Mapping[str, np.ndarray]],
+    kind: str,
+    max_columns: int,
+    panel_in: float,
+    panel_scores: Mapping[int, Sequence[float]] | None = None,
+    panel_score_name: str = "score",
 ) -> Figure | None:
-    """The evolution figure of `kind` over at most `max_columns` dumps; None without dumps."""
+    """The evolution figure of `kind` over at most `max_columns` dumps; None without dumps.
+    `panel_scores`: {epoch: one number per probe} written on the panels (`evolution_figure`)."""
     if not dumps:
         return None
     latest = dumps[max(dumps)]
@@ -44,4 +50,6 @@ def evolution_from_dumps(
         masks=latest["masks"],
         kind=kind,
         panel_in=panel_in,
+        panel_scores=panel_scores,
+        panel_score_name=panel_score_name,
     )

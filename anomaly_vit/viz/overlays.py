@@ -8,8 +8,10 @@ Inputs may be numpy arrays or torch tensors. Images: [C, H, W] (C = 1 or 3), [H,
 [H, W]; uint8 is read as 0..255, float images outside [0, 1] (e.g. normalised) are min-max
 scaled per image for display. Maps are never stretched per panel in a figure: every panel of a
 map kind shares one colour scale (from 0, or the kind's minimum if negative, to its maximum over
-the figure; in the column title), so a flat map looks flat, beside a peaked one too; each panel
-also shows its own contrast (max / min; 1 = flat) on it. Long figure titles are wrapped to the figure's width.
+the figure; in the column title), so a flat map looks flat, beside a peaked one too. Numbers in,
+pictures out: a caller may give one score per panel (`panel_scores`, e.g. the share of the map in
+its top 5 % of pixels, `maps.scores.peak_share`), written on the panel as "<name>: 0.42". Long
+figure titles are wrapped to the figure's width.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from anomaly_vit.explain.scores import map_contrast
 from anomaly_vit.rundir import atomic_write
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -142,17 +143,12 @@ def draw_overlay(
     ax.set_yticks([])
 
 
-def _contrast_label(map_hw: ArrayLike) -> str:
-    values = torch.as_tensor(to_numpy(map_hw), dtype=torch.float32)[None]
-    return f"contrast {float(map_contrast(values)[0]):.3g}"
-
-
-def _label_contrast(ax: Axes, map_hw: ArrayLike) -> None:
-    """The map's contrast written on its panel (top left, on a light box)."""
+def label_panel(ax: Axes, name: str, value: float) -> None:
+    """A panel's score written on it as "<name>: <value>" (top left, on a light box)."""
     ax.text(
         0.03,
         0.97,
-        _contrast_label(map_hw),
+        f"{name}: {value:.2f}",
         transform=ax.transAxes,
         ha="left",
         va="top",
@@ -228,12 +224,15 @@ def probe_grid_figure(
     cmap: str = "jet",
     panel_in: float = 2.0,
     title: str | None = None,
+    panel_scores: Mapping[str, Sequence[float]] | None = None,
+    panel_score_name: str = "score",
 ) -> Figure:
     """Rows = probes; columns = the image, then one overlay per map kind ([P, H, W] each).
 
     Each row's image is captioned with its true class and predicted class with probability
     (`probs`: [P] probability of the prediction, or [P, K] class probabilities). Each kind's
-    panels share one colour scale (in the column title); each shows its contrast.
+    panels share one colour scale (in the column title); `panel_scores` {kind: [P] numbers}
+    are written on the panels as "<panel_score_name>: <value>".
     """
     num_probes = len(images)
     kinds = list(maps_by_kind)
@@ -248,7 +247,8 @@ def probe_grid_figure(
         for col, kind in enumerate(kinds, start=1):
             map_hw = maps_by_kind[kind][row]
             draw_overlay(axes[row, col], images[row], map_hw, mask, alpha, cmap, scale=scales[kind])
-            _label_contrast(axes[row, col], map_hw)
+            if panel_scores is not None:
+                label_panel(axes[row, col], panel_score_name, float(panel_scores[kind][row]))
             if row == 0:
                 axes[row, col].set_title(f"{kind}\n{_scale_text(scales[kind])}", fontsize="small")
     axes[0, 0].set_title("image", fontsize="small")
@@ -265,9 +265,12 @@ def evolution_figure(
     alpha: float = 0.5,
     cmap: str = "jet",
     panel_in: float = 2.0,
+    panel_scores: Mapping[int, Sequence[float]] | None = None,
+    panel_score_name: str = "score",
 ) -> Figure:
     """Rows = probes; columns = epochs (ascending), one map kind: maps_by_epoch[e] is [P, H, W].
-    Every panel shares one colour scale (in the title) and shows its contrast."""
+    Every panel shares one colour scale (in the title); `panel_scores` {epoch: [P] numbers} are
+    written on the panels as "<panel_score_name>: <value>"."""
     epochs = sorted(maps_by_epoch)
     if not epochs:
         raise ValueError("evolution_figure needs maps from at least one epoch")
@@ -279,7 +282,8 @@ def evolution_figure(
             mask = masks[row] if masks is not None else None
             map_hw = maps_by_epoch[epoch][row]
             draw_overlay(axes[row, col], images[row], map_hw, mask, alpha, cmap, scale=scale)
-            _label_contrast(axes[row, col], map_hw)
+            if panel_scores is not None:
+                label_panel(axes[row, col], panel_score_name, float(panel_scores[epoch][row]))
         axes[0, col].set_title(f"epoch {epoch}", fontsize="small")
     set_title(fig, f"{kind} over training ({_scale_text(scale)})")
     return fig

@@ -48,7 +48,7 @@ def tiny(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
         "debug=smoke", f"paths.root_dir={tmp_path}", "data.demo=null",
         f"data.sources.real.root={data_root}", f"model.net.img_size={SIZE_PX}",
         "data.sources.painted.kinds=[scratch,stain]", "trainer.max_epochs=1",
-        "callbacks.rollouts=null", "test=false", *extra,
+        "callbacks.maps=null", "test=false", *extra,
     ]  # fmt: skip
 
 

@@ -65,9 +65,11 @@ def explain_maps(ckpt: Path, paths: list[Path], kind: str) -> dict[str, np.ndarr
 
     from anomaly_vit.data.image_io import load_rgb
     from anomaly_vit.data.resize import placement
+    from anomaly_vit.explain.checkpoint import load_classifier
     from anomaly_vit.explain.inputs import InputImage, load_input, training_resize
-    from anomaly_vit.explain.predict import explain_images, image_size_hw, load_classifier
-    from anomaly_vit.explain.readout import map_to_original
+    from anomaly_vit.maps.forward import image_size_hw
+    from anomaly_vit.maps.kinds import explain_images
+    from anomaly_vit.maps.readout import map_to_original
 
     model, info = load_classifier(ckpt)
     size_hw, resize = image_size_hw(model), training_resize(info)

@@ -11,7 +11,7 @@ from PIL import Image
 from anomaly_vit.data.image_io import load_rgb
 from anomaly_vit.data.resize import ResizeMode, fit_image, placement
 from anomaly_vit.deploy.preprocess import map_to_original, model_input, to_rgb
-from anomaly_vit.explain.readout import map_to_original as torch_map_to_original
+from anomaly_vit.maps.readout import map_to_original as torch_map_to_original
 from anomaly_vit.model.module import IMAGENET_MEAN, IMAGENET_STD, ViTClassifier
 from tests.helpers import TINY_NET
 
