@@ -3,7 +3,8 @@
 A model of the real recipe (`deploy.model_overrides`: model=vit_real at KolektorSDD's input,
 320x128) is saved as a checkpoint and exported (`deploy.export`). Both engines run the same
 graph (`deploy.network.DeployNet`: class head, defect score, map) on the same normalised inputs
-with the same thread count: images/s at `batch_size`, and single-image latency (median, p95).
+with the same thread count, in turns: images/s at `batch_size` (median batch), and single-image
+latency (median, p95).
 Beside them: the Inferencer's single-photo latency end to end (decode, letterbox, normalise,
 network, map back, mask), the bundle's size on disk, and the peak memory (VmHWM, Linux) of a
 fresh process that imports only `anomaly_vit.deploy` and predicts photos (torch never loaded).
@@ -41,6 +42,16 @@ def _timed(run, repeats: int, warmup: int) -> list[float]:
         run()
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def _paired(first, second, repeats: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Seconds of `first` and `second` run in turns, so a busy spell of the machine falls on
+    both engines alike rather than on whichever ran during it."""
+    a, b = _timed(first, 0, warmup), _timed(second, 0, warmup)
+    for _ in range(repeats):
+        a += _timed(first, 1, 0)
+        b += _timed(second, 1, 0)
+    return a, b
 
 
 def save_recipe_checkpoint(overrides: list[str], out_dir: Path) -> tuple[Path, Any]:
@@ -113,17 +124,25 @@ def run_deploy(settings: dict[str, Any], overrides: list[str], out_dir: Path) ->
     session = onnxruntime.InferenceSession(
         str(bundle / "model.onnx"), options, providers=["CPUExecutionProvider"]
     )
+    feed_batch, feed_single = {INPUT_NAME: batch.numpy()}, {INPUT_NAME: single.numpy()}
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
-            eager_batch = _timed(lambda: net(batch), int(settings["batches"]), warmup)
-            eager_single = _timed(lambda: net(single), int(settings["latency_repeats"]), warmup)
+            eager_batch, onnx_batch = _paired(
+                lambda: net(batch),
+                lambda: session.run(None, feed_batch),
+                int(settings["batches"]),
+                warmup,
+            )
+            eager_single, onnx_single = _paired(
+                lambda: net(single),
+                lambda: session.run(None, feed_single),
+                int(settings["latency_repeats"]),
+                warmup,
+            )
     finally:
         torch.set_num_threads(previous_threads)
-    feed_batch, feed_single = {INPUT_NAME: batch.numpy()}, {INPUT_NAME: single.numpy()}
-    onnx_batch = _timed(lambda: session.run(None, feed_batch), int(settings["batches"]), warmup)
-    onnx_single = _timed(lambda: session.run(None, feed_single), int(settings["latency_repeats"]), warmup)  # fmt: skip
     photo_hw = [int(v) for v in settings["photo_hw"]]
     photo = np.random.default_rng(0).integers(0, 256, (*photo_hw, 3), dtype=np.uint8)
     inferencer = Inferencer(bundle, threads=threads)

@@ -135,18 +135,6 @@ def sections(results: dict[str, Any], errors: dict[str, str]) -> list[tuple[str,
                 + "\n".join(curves),
             )
         )
-    if "real_cv" in results:
-        from anomaly_vit.bench.real_cv import table
-
-        level = int(round(float(results["real_cv"]["level"]) * 100))
-        parts.append(
-            (
-                "Cross-validated comparison (pooled over every photo)",
-                f"Out-of-fold scores of every photo, pooled; {level} % bootstrap intervals "
-                "(photos resampled within each class); balanced accuracy at each fold's own "
-                "validation threshold (docs/cv.md).\n\n" + table(results["real_cv"], markdown=True),
-            )
-        )
     deploy = results.get("deploy")
     if deploy is not None:
         header = ["engine", f"img/s at batch {deploy['batch_size']}", "latency median ms", "p95 ms"]
@@ -168,6 +156,18 @@ def sections(results: dict[str, Any], errors: dict[str, str]) -> list[tuple[str,
                 f"Input {deploy['input_hw'][0]}x{deploy['input_hw'][1]}, {deploy['threads']} "
                 "threads, the same normalised inputs through the same graph (class head, defect "
                 "score, map).\n\n" + markdown_table(header, cells),
+            )
+        )
+    if "real_cv" in results:
+        from anomaly_vit.bench.real_cv import table
+
+        level = int(round(float(results["real_cv"]["level"]) * 100))
+        parts.append(
+            (
+                "Cross-validated comparison (pooled over every photo)",
+                f"Out-of-fold scores of every photo, pooled; {level} % bootstrap intervals "
+                "(photos resampled within each class); balanced accuracy at each fold's own "
+                "validation threshold (docs/cv.md).\n\n" + table(results["real_cv"], markdown=True),
             )
         )
     for name, error in errors.items():

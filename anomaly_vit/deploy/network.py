@@ -9,8 +9,9 @@ std, as `ViTClassifier.normalize` does). Outputs, all per image:
   centres like `explain` draws it: ``tokens`` (the token head's defect probability) when the
   model has a token head, else ``evidence`` (the class head on each final token, defect vs good).
 
-The map is drawn by the kind's own function of the registry (`maps.kinds.MAP_KINDS`) and
-`maps.readout.upsample_maps`, so the exported map cannot drift from the explained one.
+The map is drawn by the map kinds' own functions (`maps.kinds.MAP_KINDS`, read from the same
+`ForwardPass` fields `explain` fills) and `maps.readout.upsample_maps`, so the exported map cannot
+drift from the explained one.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ class DeployNet(nn.Module):
         # LightningModule (its `trainer` property raises outside a fit)
         self.defect_score = model.defect_score
         self.kind = map_kind(model)
-        self.options = MapOptions(good_class=self.good_index)
         self.input_hw = tuple(int(v) for v in self.vit.patch_embed.img_size)
         self.layout = token_layout(self.vit, self.input_hw)
         self.eval()  # an exporter restores the mode it found: keep it eval (BatchNorm stems)
@@ -54,14 +54,12 @@ class DeployNet(nn.Module):
         features_bnd = self.vit.forward_features(normalised_bchw)
         logits_bk = self.vit.forward_head(features_bnd)
         token_logits_bn = None
-        if self.kind == "tokens":
-            patches_bnd = features_bnd[:, self.vit.num_prefix_tokens :]
-            token_logits_bn = self.token_head(patches_bnd)
-        # the kind's map from this one pass (no attention captured: both kinds read the tokens)
+        if self.token_head is not None:
+            token_logits_bn = self.token_head(features_bnd[:, self.vit.num_prefix_tokens :])
         forward = ForwardPass(
             MapBatch(self.vit, self.vit, self.layout, normalised_bchw),
-            self.options,
-            logits_bk,
+            MapOptions(good_class=self.good_index),
+            logits_bk.float(),
             final_tokens_bnd=features_bnd,
             token_logits_bn=token_logits_bn,
         )

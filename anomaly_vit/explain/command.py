@@ -8,13 +8,12 @@ writes into its run dir (outputs/runs/<time>_explain/):
 - `predictions.csv`: one row per image: path, true label, predicted class and its probability,
   defect score (as the model decides: 1 - p(good), or with the token head per
   `model.mask_loss.decision`), `is_defect` at the run's threshold policy (`threshold_policy=`,
-  or a number `threshold=`; docs/deploy.md), and where a mask exists the scores
-  `<kind>/<score>` (pointing, energy, pixel_auroc, ...); empty cells elsewhere;
-- `summary.json`: counts, the threshold and its policy, accuracies where labels are known, the
-  mean scores of every map kind and of the random / centre baselines over the images with a
-  defect mask ("scores"), and the same "explain" block as a training run's summary.json
-  (`maps.scorer`: n_scored, n_misclassified, maps, baselines, pointing on the misclassified
-  images, AUPRO over the whole set).
+  or a number `threshold=`; docs/deploy.md), and where a mask
+  exists the scores `<kind>/<score>` (pointing, energy, pixel_auroc, ...); empty cells elsewhere;
+- `summary.json`: counts, accuracies where labels are known, the mean scores of every map
+  kind and of the random / centre baselines over the images with a defect mask ("scores"), and
+  the same "explain" block as a training run's summary.json (`maps.scorer`: n_scored,
+  n_misclassified, maps, baselines, pointing on the misclassified images).
 
 Maps and scores come from the ONE scorer of `anomaly_vit.maps` (`maps.scorer.MapScorer`).
 """
@@ -170,11 +169,11 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     model, info = load_classifier(cfg.ckpt_path, trust_pickle=bool(cfg.trust_pickle))
     model.to(_device(str(cfg.device)))
     kinds = scorer.kinds_for(model)  # a mask-guided model's own map is always shown and scored
-    table = ScoreTable(kinds, aupro=True)  # the images with a defect mask
     threshold, policy = checkpoint_threshold(
         cfg.ckpt_path, model, cfg.get("threshold_policy"), cfg.get("threshold")
     )
     model.defect_threshold.fill_(threshold)  # every decision below (and `misclassified`) uses it
+    table = ScoreTable(kinds)  # the images with a defect mask
     items = find_inputs(cfg.input, cfg.get("masks"), model.classes)
     size_hw = image_size_hw(model)
     resize = training_resize(info)
@@ -197,9 +196,9 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         defect_scores_b, probs_bk = defect_scores(model, images.to(device), explanation.probs)
         wrong_b = misclassified(model, images.to(device), labels_b, probs_bk, defect_scores_b)
         maps = scorer.with_baselines(explanation.maps, masks, scorer.seed + start)
-        per_image = scorer.score_maps(model, maps, masks)
+        per_image = scorer.score_images(model, maps, masks, scorer.seed + start)
         scored_b = torch.tensor(has_mask) & masks.flatten(1).any(dim=1)  # a defect mask
-        table.add(per_image, wrong_b, scored_b, maps, masks)
+        table.add(per_image, wrong_b, scored_b, maps, masks)  # maps too: AUPRO of the set
         for index, item in enumerate(batch):
             defect_score = float(defect_scores_b[index])
             overlay = overlay_dir / f"{item.name}.png"

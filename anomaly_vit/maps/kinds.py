@@ -81,7 +81,7 @@ def evidence_grid(forward: ForwardPass) -> torch.Tensor:
 def tokens_grid(forward: ForwardPass) -> torch.Tensor:
     """The token head's defect probability per patch."""
     tokens_bn = forward.token_logits_bn.float().sigmoid()
-    return tokens_bn.reshape(-1, *forward.batch.layout.grid_hw)  # -1: exports keep a free batch
+    return tokens_bn.reshape(-1, *forward.batch.layout.grid_hw)  # -1: an export keeps B dynamic
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,12 @@ batches and aggregates them. Its users:
 `SplitScorer` scores EVERY defective image with a non-empty mask of a datamodule's split, in
 batches. The block it returns (summary.json "explain"; the explain command's too):
 
-    {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean, "aupro": ...}},
-     "baselines": {"random": {...}, "centre": {...}}, "kinds", "split", "tolerance_px",
-     "seconds", "cpu_seconds"}
+    {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean, "aupro": ...}}, "baselines":
+     {"random": {...}, "centre": {...}}, "kinds", "split", "tolerance_px", "seconds",
+     "cpu_seconds"}
 
 Each kind's "pointing_misclassified" is its pointing on the M images the model gets wrong (defect
-score below the model's threshold, or a wrong defect class): NaN (null in JSON) when M = 0. Its
-"aupro" (`scores.aupro`) is a score of the whole set of N images, not a mean of per-image values.
+score below the stored threshold, or a wrong defect class): NaN (null in JSON) when M = 0.
 """
 
 from __future__ import annotations
@@ -101,8 +100,8 @@ def summarise_scores(
     maps_masks: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
     """The block from per-image scores {kind: {score: [N]}} and the misclassified flags [N];
-    with `maps_masks` {kind: (maps [N, H, W], masks [N, H, W])} each kind also gets its
-    "aupro" over all N images (NaN for a kind without maps)."""
+    with `maps_masks` {kind: (maps [N, H, W], masks [N, H, W])} each kind (and baseline) also
+    gets "aupro" over all N images (`scores.aupro`: a score of the set, not a mean)."""
 
     def with_misclassified(kind: str, per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
         out = means(per_image) | {
@@ -137,17 +136,15 @@ def tensorboard_metrics(block: Mapping[str, Any], prefix: str = "explain") -> di
 
 class ScoreTable:
     """Per-image scores of the kinds and baselines gathered over batches, which images the model
-    gets wrong, and their aggregate. With `aupro`, the kept images' maps and masks are kept too
-    (AUPRO is a score of the whole set: its block gets each kind's "aupro")."""
+    gets wrong, and their aggregate."""
 
-    def __init__(self, kinds: Sequence[str], aupro: bool = False) -> None:
+    def __init__(self, kinds: Sequence[str]) -> None:
         self.kinds = [*kinds, *BASELINES]
         self._values: dict[str, dict[str, list[torch.Tensor]]] = {
             kind: {name: [torch.empty(0)] for name in SCORE_NAMES} for kind in self.kinds
         }
         self._wrong: list[torch.Tensor] = [torch.empty(0, dtype=torch.bool)]
-        self.aupro = bool(aupro)
-        self._maps: dict[str, list[torch.Tensor]] = {kind: [] for kind in self.kinds}
+        self._maps: dict[str, list[torch.Tensor]] = {}  # for AUPRO, when `add` is given maps
         self._masks: list[torch.Tensor] = []
 
     def add(
@@ -159,20 +156,18 @@ class ScoreTable:
         masks_bhw: torch.Tensor | None = None,
     ) -> None:
         """Keep the images `keep_b` [B] (bool) of a batch; `wrong_b` [B]: misclassified (None:
-        not known, counted as right). A table with `aupro` also needs the batch's scored `maps`
-        (baselines included, `MapScorer.with_baselines`) and `masks_bhw`."""
+        not known, counted as right). With the scored `maps` (baselines included,
+        `MapScorer.with_baselines`) and `masks_bhw`, the block gets each kind's AUPRO."""
         keep_b = keep_b.bool().cpu()
         for kind in self.kinds:
             for name in SCORE_NAMES:
                 self._values[kind][name].append(per_image[kind][name].cpu()[keep_b])
         wrong_b = torch.zeros_like(keep_b) if wrong_b is None else wrong_b.bool().cpu()
         self._wrong.append(wrong_b[keep_b])
-        if self.aupro:
-            if maps is None or masks_bhw is None:
-                raise ValueError("ScoreTable(aupro=True).add needs the batch's maps and masks")
-            self._masks.append(masks_bhw.bool().cpu()[keep_b])
+        if maps is not None and masks_bhw is not None:
             for kind in self.kinds:
-                self._maps[kind].append(maps[kind].detach().float().cpu()[keep_b])
+                self._maps.setdefault(kind, []).append(maps[kind].detach().float().cpu()[keep_b])
+            self._masks.append(masks_bhw.bool().cpu()[keep_b])
 
     @property
     def n_images(self) -> int:
@@ -188,13 +183,12 @@ class ScoreTable:
         return {kind: means(per_image) for kind, per_image in self.values().items()}
 
     def block(self) -> dict[str, Any]:
-        """The summary block (`summarise_scores`) of every image kept."""
+        """The summary block (`summarise_scores`) of every image kept (with AUPRO when `add`
+        was given the maps)."""
         maps_masks = None
-        if self.aupro and self._masks:
+        if self._masks:
             masks = torch.cat(self._masks)
-            maps_masks = {kind: (torch.cat(maps), masks) for kind, maps in self._maps.items()}
-        elif self.aupro:
-            maps_masks = {}  # no image: every kind's AUPRO is NaN
+            maps_masks = {kind: (torch.cat(m), masks) for kind, m in self._maps.items()}
         return summarise_scores(self.values(), torch.cat(self._wrong), maps_masks)
 
 
@@ -245,14 +239,13 @@ class MapScorer:
             discard_ratio=self.discard_ratio,
         )
 
+    @staticmethod
     def with_baselines(
-        self, maps_by_kind: Mapping[str, torch.Tensor], masks_bhw: torch.Tensor, seed: int
+        maps_by_kind: Mapping[str, torch.Tensor], masks_bhw: torch.Tensor, seed: int
     ) -> dict[str, torch.Tensor]:
-        """The maps scored for a batch: the kinds' maps (on the CPU) and the random (from
-        `seed`) and centre baselines."""
-        return with_baselines(
-            {k: m.cpu() for k, m in maps_by_kind.items()}, masks_bhw.bool().cpu(), seed
-        )
+        """The maps on the CPU plus the random (from `seed`) and centre baseline maps."""
+        maps = {k: m.cpu() for k, m in maps_by_kind.items()}
+        return with_baselines(maps, masks_bhw.bool().cpu(), seed)
 
     def score_images(
         self,
@@ -261,17 +254,16 @@ class MapScorer:
         masks_bhw: torch.Tensor,
         seed: int,
     ) -> PerImage:
-        """Every score of each image's maps and of the baselines (random maps from `seed`)."""
-        return self.score_maps(model, self.with_baselines(maps_by_kind, masks_bhw, seed), masks_bhw)
-
-    def score_maps(
-        self, model: nn.Module, maps: Mapping[str, torch.Tensor], masks_bhw: torch.Tensor
-    ) -> PerImage:
-        """Every score of each image's maps, baselines included (`with_baselines`)."""
+        """Every score of each image's maps and of the baselines (random maps from `seed`;
+        maps that already hold them, `with_baselines`, are scored as they are)."""
         patch_hw = patch_size_hw(model)
         tolerance_px = self.tolerance_px if self.tolerance_px is not None else max(patch_hw)
         masks_bhw = masks_bhw.bool().cpu()
         dilated_bhw = dilate_masks(masks_bhw, tolerance_px)  # once for every kind
+        if RANDOM_BASELINE in maps_by_kind:
+            maps = {k: m.cpu() for k, m in maps_by_kind.items()}
+        else:
+            maps = self.with_baselines(maps_by_kind, masks_bhw, seed)
         return {
             kind: image_scores(
                 maps_bhw,
@@ -344,7 +336,7 @@ class SplitScorer(MapScorer):
         kinds = self.kinds_for(model)
         scored = (labels_n != model.good_index) & masks_nhw.flatten(1).any(dim=1)
         index = scored.nonzero().flatten()
-        table = ScoreTable(kinds, aupro=True)
+        table = ScoreTable(kinds)
         was_training = model.training
         model.eval()
         try:
@@ -353,10 +345,10 @@ class SplitScorer(MapScorer):
                 images = images_nchw[rows].to(device)
                 explanation = self.predict(model, images)
                 wrong = misclassified(model, images, labels_n[rows], explanation.probs)
-                masks = masks_nhw[rows]
-                maps = self.with_baselines(explanation.maps, masks, self.seed + first)
-                per_image = self.score_maps(model, maps, masks)
-                table.add(per_image, wrong, torch.ones(len(rows), dtype=torch.bool), maps, masks)
+                maps = self.with_baselines(explanation.maps, masks_nhw[rows], self.seed + first)
+                per_image = self.score_images(model, maps, masks_nhw[rows], self.seed + first)
+                keep = torch.ones(len(rows), dtype=torch.bool)
+                table.add(per_image, wrong, keep, maps, masks_nhw[rows])
         finally:
             model.train(was_training)
         block = table.block()

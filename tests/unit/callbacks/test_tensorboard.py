@@ -98,8 +98,9 @@ def test_hparams_hold_the_real_test_metrics(smoke_events, smoke_summary):
     ).experiment
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     test = {k: v for k, v in smoke_summary["test"].items() if isinstance(v, float)}
-    # the maps' scores (tests/unit/maps/test_scorer.py)
-    explain = explain_tags(smoke_summary["explain"])
+    explain = explain_tags(
+        smoke_summary["explain"]
+    )  # the maps' scores (tests/unit/maps/test_scorer.py)
     assert {m.name.tag for m in experiment.metric_infos} == set(test) | set(explain)
     for tag, value in test.items():
         (point,) = smoke_events.Scalars(tag)
