@@ -392,10 +392,10 @@ class Rows:
 
     def _deploy_rows(self) -> list[Row]:
         titles = [
-            ("8a", "deploy_speedup", "deploy: ONNX bundle / torch eager throughput, batch 32"),
-            ("8b", "deploy_latency", "deploy: ONNX bundle single-image latency (median)"),
-            ("8c", "deploy_bundle_size", "deploy: bundle size on disk"),
-            ("8d", "deploy_peak_rss", "deploy: peak memory of the torch-free inferencer"),
+            ("9a", "deploy_speedup", "deploy: ONNX bundle / torch eager throughput, batch 32"),
+            ("9b", "deploy_latency", "deploy: ONNX bundle single-image latency (median)"),
+            ("9c", "deploy_bundle_size", "deploy: bundle size on disk"),
+            ("9d", "deploy_peak_rss", "deploy: peak memory of the torch-free inferencer"),
         ]
         failed = [self._failed(n, key, title, "deploy") for n, key, title in titles]
         if failed[0]:
@@ -408,7 +408,7 @@ class Rows:
         )
         return [
             Row(
-                "8a", "deploy_speedup", titles[0][2],
+                "9a", "deploy_speedup", titles[0][2],
                 safe_ratio(onnx["img_per_s"], eager["img_per_s"]), "x",
                 target=(">=", float(targets["deploy_speedup"])),
                 shown=(f"{safe_ratio(onnx['img_per_s'], eager['img_per_s']):.2f}x "
@@ -417,7 +417,7 @@ class Rows:
                 details=d,
             ),
             Row(
-                "8b", "deploy_latency", titles[1][2], onnx["latency_median_ms"], "ms",
+                "9b", "deploy_latency", titles[1][2], onnx["latency_median_ms"], "ms",
                 target=("<=", float(targets["deploy_latency_ms"])),
                 shown=(f"{onnx['latency_median_ms']:.1f} ms (p95 {onnx['latency_p95_ms']:.1f}; "
                        f"eager {eager['latency_median_ms']:.1f}, p95 {eager['latency_p95_ms']:.1f})"),
@@ -427,12 +427,12 @@ class Rows:
                       f"{d['inferencer_latency_p95_ms']:.1f}; {where}"),
             ),
             Row(
-                "8c", "deploy_bundle_size", titles[2][2], float(d["bundle_bytes"]), "bytes",
+                "9c", "deploy_bundle_size", titles[2][2], float(d["bundle_bytes"]), "bytes",
                 shown=f"{d['bundle_bytes'] / 2**20:.1f} MiB",
                 note="model.onnx + bundle.json (fp32 weights)",
             ),
             Row(
-                "8d", "deploy_peak_rss", titles[3][2], float(d["inferencer_peak_rss_bytes"]), "bytes",
+                "9d", "deploy_peak_rss", titles[3][2], float(d["inferencer_peak_rss_bytes"]), "bytes",
                 note=(f"VmHWM of a fresh process that imports anomaly_vit.deploy and predicts "
                       f"{d['photo_hw'][0]}x{d['photo_hw'][1]} photos; torch loaded: "
                       f"{d['inferencer_torch_loaded']}"),
