@@ -104,7 +104,7 @@ def latency_row(result: dict[str, Any] | None, goal_ms: float, skipped: str = ""
     title = "operator page: answer to one photo (upload -> verdict + pictures)"
     if result is None:
         return Row(
-            "9a", "app_latency", title, None, status="skipped", shown="not run", note=skipped
+            "10a", "app_latency", title, None, status="skipped", shown="not run", note=skipped
         )
     http = result["http_ms"]
     note = (
@@ -114,7 +114,7 @@ def latency_row(result: dict[str, Any] | None, goal_ms: float, skipped: str = ""
         f"{result['load_average_before'][0]:.2f} -> {result['load_average_after'][0]:.2f}"
     )
     return Row(
-        "9a",
+        "10a",
         "app_latency",
         title,
         statistics.median(http),

@@ -97,8 +97,8 @@ class Rows:
         settings = self.settings.get("real_cv") or {}
         if not (settings.get("manifest") or settings.get("cv_dirs")):
             note = "give real_cv.manifest=PATH (run both arms) or real_cv.cv_dirs=[...] (compare)"
-            return [Row("10", "real_cv", title, None, status="skipped", shown="not run", note=note)]
-        failed = self._failed("10", "real_cv", title, "real_cv")
+            return [Row("8", "real_cv", title, None, status="skipped", shown="not run", note=note)]
+        failed = self._failed("8", "real_cv", title, "real_cv")
         if failed:
             return [failed]
         result = self.results["real_cv"]
@@ -109,7 +109,7 @@ class Rows:
             beside = auroc_of[r["minus_peer"]["peer_dir"]] if r["minus_peer"] else None
             rows.append(
                 Row(
-                    f"10{chr(ord('a') + i)}" if i < 26 else f"10.{i}",
+                    f"8{chr(ord('a') + i)}" if i < 26 else f"8.{i}",
                     f"real_cv_{i}",
                     f"cv {r['data']}, {r['arm']} ({r['model']}): pooled AUROC",
                     r["auroc"],
@@ -135,7 +135,7 @@ class Rows:
         wanted = self.settings.get("steps") or ["deploy"]
         if not app.get("bundle") and "deploy" not in wanted:
             return latency_row(None, app["goal_ms"], "give app_latency.bundle=<export dir>")
-        failed = self._failed("9a", "app_latency", "operator page latency", "app_latency")
+        failed = self._failed("10a", "app_latency", "operator page latency", "app_latency")
         return failed or latency_row(self.results["app_latency"], app["goal_ms"])
 
     def _failed(self, number: str, key: str, title: str, step: str) -> Row | None:
@@ -403,10 +403,10 @@ class Rows:
 
     def _deploy_rows(self) -> list[Row]:
         titles = [
-            ("8a", "deploy_speedup", "deploy: ONNX bundle / torch eager throughput, batch 32"),
-            ("8b", "deploy_latency", "deploy: ONNX bundle single-image latency (median)"),
-            ("8c", "deploy_bundle_size", "deploy: bundle size on disk"),
-            ("8d", "deploy_peak_rss", "deploy: peak memory of the torch-free inferencer"),
+            ("9a", "deploy_speedup", "deploy: ONNX bundle / torch eager throughput, batch 32"),
+            ("9b", "deploy_latency", "deploy: ONNX bundle single-image latency (median)"),
+            ("9c", "deploy_bundle_size", "deploy: bundle size on disk"),
+            ("9d", "deploy_peak_rss", "deploy: peak memory of the torch-free inferencer"),
         ]
         failed = [self._failed(n, key, title, "deploy") for n, key, title in titles]
         if failed[0]:
@@ -419,7 +419,7 @@ class Rows:
         )
         return [
             Row(
-                "8a", "deploy_speedup", titles[0][2],
+                "9a", "deploy_speedup", titles[0][2],
                 safe_ratio(onnx["img_per_s"], eager["img_per_s"]), "x",
                 target=(">=", float(targets["deploy_speedup"])),
                 shown=(f"{safe_ratio(onnx['img_per_s'], eager['img_per_s']):.2f}x "
@@ -428,7 +428,7 @@ class Rows:
                 details=d,
             ),
             Row(
-                "8b", "deploy_latency", titles[1][2], onnx["latency_median_ms"], "ms",
+                "9b", "deploy_latency", titles[1][2], onnx["latency_median_ms"], "ms",
                 target=("<=", float(targets["deploy_latency_ms"])),
                 shown=(f"{onnx['latency_median_ms']:.1f} ms (p95 {onnx['latency_p95_ms']:.1f}; "
                        f"eager {eager['latency_median_ms']:.1f}, p95 {eager['latency_p95_ms']:.1f})"),
@@ -438,12 +438,12 @@ class Rows:
                       f"{d['inferencer_latency_p95_ms']:.1f}; {where}"),
             ),
             Row(
-                "8c", "deploy_bundle_size", titles[2][2], float(d["bundle_bytes"]), "bytes",
+                "9c", "deploy_bundle_size", titles[2][2], float(d["bundle_bytes"]), "bytes",
                 shown=f"{d['bundle_bytes'] / 2**20:.1f} MiB",
                 note="model.onnx + bundle.json (fp32 weights)",
             ),
             Row(
-                "8d", "deploy_peak_rss", titles[3][2], float(d["inferencer_peak_rss_bytes"]), "bytes",
+                "9d", "deploy_peak_rss", titles[3][2], float(d["inferencer_peak_rss_bytes"]), "bytes",
                 note=(f"VmHWM of a fresh process that imports anomaly_vit.deploy and predicts "
                       f"{d['photo_hw'][0]}x{d['photo_hw'][1]} photos; torch loaded: "
                       f"{d['inferencer_torch_loaded']}"),

@@ -16,9 +16,12 @@ metrics and map scores); a run without them gets the checkpoint's stored thresho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -49,6 +52,7 @@ CHANNEL_HANDLING = (
     "any PIL mode to uint8 RGB (anomaly_vit.data.image_io): gray copied to the three channels, "
     "alpha composited on black, 16-bit scaled to 8-bit"
 )
+EXPORTER_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx")  # INFO lines of every graph pass
 VERSIONED_PACKAGES = ("anomaly-vit", "torch", "timm", "onnx", "onnxruntime", "onnxscript")
 
 
@@ -77,9 +81,26 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[io.StringIO]:
+    """The exporter's progress prints and its graph passes' INFO lines, kept out of the console
+    (logged at debug level)."""
+    levels = {name: logging.getLogger(name).level for name in EXPORTER_LOGGERS}
+    for name in EXPORTER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            yield printed
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        log.debug("exporter output:\n%s", printed.getvalue())
+
+
 def _write_onnx(net: DeployNet, example: torch.Tensor, path: Path, opset: int) -> None:
     batch = torch.export.Dim("batch")
-    with torch.no_grad():  # the map's no_grad blocks then trace as plain ops
+    with torch.no_grad(), _quiet_exporter():  # no_grad: the map's no_grad blocks trace as plain ops
         torch.onnx.export(
             net,
             (example,),

@@ -323,7 +323,7 @@ def test_quick_bench_writes_every_row_with_finite_numbers(tmp_path):
         if key.startswith("real_data"):  # no real set given: the row says how to give one
             assert row["status"] == "skipped" and "real_data.manifest=PATH" in row["note"], row
             continue
-        if key == "real_cv":  # neither a manifest nor cv folders given: it says how
+        if key == "real_cv":  # no real set given: the row says how to give one
             assert row["status"] == "skipped" and "real_cv.manifest=PATH" in row["note"], row
             continue
         assert row["status"] == "measured", row

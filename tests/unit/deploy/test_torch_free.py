@@ -17,20 +17,28 @@ from tests.helpers.config import ROOT
 
 BLOCKED = ("torch", "torchvision", "lightning", "timm", "hydra", "omegaconf", "torchmetrics")
 
-BLOCKER = textwrap.dedent(
-    f"""
-    import importlib.abc, sys
-    BLOCKED = {BLOCKED!r}
+TRAINING_STACK = ("torch", "torchvision", "lightning", "timm", "torchmetrics")
 
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
-            return None
 
-    sys.meta_path.insert(0, Block())
-    """
-)
+def blocker(blocked: tuple[str, ...]) -> str:
+    """Code that makes importing any of `blocked` (and their submodules) fail."""
+    return textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        BLOCKED = {blocked!r}
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        """
+    )
+
+
+BLOCKER = blocker(BLOCKED)
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
@@ -82,3 +90,25 @@ def test_an_onnx_bundle_runs_without_the_training_stack(token_bundle):
     )
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) == pytest.approx(expected.score, abs=1e-6)
+
+
+def test_predict_cli_runs_without_torch(token_bundle, tmp_path):
+    """`python -m anomaly_vit.predict` needs Hydra for its config, not torch, timm or Lightning."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 24), (90, 90, 90)).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    code = blocker(TRAINING_STACK) + textwrap.dedent(
+        f"""
+        import runpy
+        sys.argv = ["predict", "bundle={token_bundle}", "input={tmp_path / "photo.png"}",
+                    "hydra.run.dir={out}"]
+        runpy.run_module("anomaly_vit.predict", run_name="__main__")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 photo(s)" in result.stdout
+    assert (out / "predictions.csv").read_text().count("\n") == 2  # header and the photo
