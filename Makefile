@@ -9,7 +9,7 @@ MULTIRUN ?=
 LINT_PATHS := anomaly_vit tests scripts notebooks
 
 .DEFAULT_GOAL := help
-.PHONY: help install train demo-data test test-fast lint format bench bench-quick tensorboard explore strip-notebook clean
+.PHONY: help install browser train demo-data test test-fast lint format bench bench-quick tensorboard explore strip-notebook clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -17,10 +17,13 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,sweep]"
+	$(PY) -m pip install -q -e ".[dev,sweep,deploy,export,ui]"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with dev tools
+
+browser: ## chromium + chromedriver for the page's browser test (apt-get as root, when missing)
+	scripts/ensure_browser.sh
 
 train: $(STAMP) ## train the default recipe on the built-in demo data (ARGS="key=value ...")
 	$(PY) -m anomaly_vit.train $(ARGS)
@@ -28,7 +31,7 @@ train: $(STAMP) ## train the default recipe on the built-in demo data (ARGS="key
 demo-data: $(STAMP) ## generate the demo data set into data/demo
 	$(PY) -m anomaly_vit.data.demo --out data/demo
 
-test: $(STAMP) ## run the whole test suite (fast and slow tests)
+test: $(STAMP) browser ## run the whole test suite (fast and slow tests)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP) ## run the tests not marked slow

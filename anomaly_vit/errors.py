@@ -18,10 +18,10 @@ import traceback
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+if TYPE_CHECKING:  # the error classes import without hydra (the torch-free deploy package)
+    from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,8 @@ def _bug_message(error: BaseException, log_files: list[str]) -> str:
 
 def _check_config(cfg: DictConfig) -> None:
     """Config values Lightning would accept silently but that are mistakes."""
+    from omegaconf import DictConfig
+
     for name, node in (cfg.get("callbacks") or {}).items():
         every = node.get("every_n_epochs") if isinstance(node, DictConfig) else None
         valid = isinstance(every, int) and not isinstance(every, bool) and every >= 1
@@ -175,6 +177,9 @@ def user_message(error: BaseException, cfg: DictConfig | None = None) -> str | N
     error beneath is shown, with a source's `<name>` placeholder filled in from that key. A
     checkpoint whose weights do not fit the model is a user error too (wrong `ckpt_path`).
     """
+    from hydra.errors import InstantiationException
+    from omegaconf import OmegaConf
+
     full_key = None
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         found = re.search(r"full_key: (\S+)", str(error))

@@ -31,8 +31,10 @@ class Rows:
             ("convergence", self._convergence_row),
             ("memory", self._memory_row),
             ("startup", self._startup_row),
+            ("deploy", self._deploy_rows),
             ("real_data", self._real_data_rows),
             ("real_cv", self._real_cv_rows),
+            ("app_latency", self._app_latency_row),
         ]
         wanted = self.settings.get("steps") or [step for step, _ in builders]
         rows: list[Row] = []
@@ -125,6 +127,16 @@ class Rows:
                 )
             )
         return rows
+
+    def _app_latency_row(self) -> Row:
+        from anomaly_vit.bench.app_latency import latency_row
+
+        app = self.settings["app_latency"]
+        wanted = self.settings.get("steps") or ["deploy"]
+        if not app.get("bundle") and "deploy" not in wanted:
+            return latency_row(None, app["goal_ms"], "give app_latency.bundle=<export dir>")
+        failed = self._failed("10a", "app_latency", "operator page latency", "app_latency")
+        return failed or latency_row(self.results["app_latency"], app["goal_ms"])
 
     def _failed(self, number: str, key: str, title: str, step: str) -> Row | None:
         """A `skipped` row when `step` failed or did not run; None when it has results."""
@@ -388,6 +400,55 @@ class Rows:
             note=f"median of {len(seconds)}: " + ", ".join(f"{s:.2f}" for s in seconds),
             details={"seconds": seconds},
         )
+
+    def _deploy_rows(self) -> list[Row]:
+        titles = [
+            ("9a", "deploy_speedup", "deploy: ONNX bundle / torch eager throughput, batch 32"),
+            ("9b", "deploy_latency", "deploy: ONNX bundle single-image latency (median)"),
+            ("9c", "deploy_bundle_size", "deploy: bundle size on disk"),
+            ("9d", "deploy_peak_rss", "deploy: peak memory of the torch-free inferencer"),
+        ]
+        failed = [self._failed(n, key, title, "deploy") for n, key, title in titles]
+        if failed[0]:
+            return failed
+        d, targets = self.results["deploy"], self.settings["targets"]
+        onnx, eager = d["onnx"], d["eager"]
+        where = (
+            f"{d['input_hw'][0]}x{d['input_hw'][1]} input, {d['params'] / 1e6:.1f} M parameters, "
+            f"{d['threads']} threads, same inputs"
+        )
+        return [
+            Row(
+                "9a", "deploy_speedup", titles[0][2],
+                safe_ratio(onnx["img_per_s"], eager["img_per_s"]), "x",
+                target=(">=", float(targets["deploy_speedup"])),
+                shown=(f"{safe_ratio(onnx['img_per_s'], eager['img_per_s']):.2f}x "
+                       f"({onnx['img_per_s']:.1f} vs {eager['img_per_s']:.1f} img/s)"),
+                note=f"median batch time of onnxruntime vs torch.inference_mode on DeployNet; {where}",
+                details=d,
+            ),
+            Row(
+                "9b", "deploy_latency", titles[1][2], onnx["latency_median_ms"], "ms",
+                target=("<=", float(targets["deploy_latency_ms"])),
+                shown=(f"{onnx['latency_median_ms']:.1f} ms (p95 {onnx['latency_p95_ms']:.1f}; "
+                       f"eager {eager['latency_median_ms']:.1f}, p95 {eager['latency_p95_ms']:.1f})"),
+                note=(f"one normalised image through the network; the Inferencer end to end on a "
+                      f"{d['photo_hw'][0]}x{d['photo_hw'][1]} photo (decode, letterbox, map back, mask): "
+                      f"{d['inferencer_latency_median_ms']:.1f} ms median, p95 "
+                      f"{d['inferencer_latency_p95_ms']:.1f}; {where}"),
+            ),
+            Row(
+                "9c", "deploy_bundle_size", titles[2][2], float(d["bundle_bytes"]), "bytes",
+                shown=f"{d['bundle_bytes'] / 2**20:.1f} MiB",
+                note="model.onnx + bundle.json (fp32 weights)",
+            ),
+            Row(
+                "9d", "deploy_peak_rss", titles[3][2], float(d["inferencer_peak_rss_bytes"]), "bytes",
+                note=(f"VmHWM of a fresh process that imports anomaly_vit.deploy and predicts "
+                      f"{d['photo_hw'][0]}x{d['photo_hw'][1]} photos; torch loaded: "
+                      f"{d['inferencer_torch_loaded']}"),
+            ),
+        ]  # fmt: skip
 
 
 def _reached(run: dict[str, Any], conv: dict[str, Any]) -> str:

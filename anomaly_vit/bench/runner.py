@@ -93,6 +93,11 @@ class Bench:
             raise RuntimeError(f"the training run exited with {result['returncode']}:\n{tail}")
         return result | {"max_epochs": epochs}
 
+    def deploy(self) -> dict[str, Any]:
+        from anomaly_vit.bench.deploy import run_deploy
+
+        return run_deploy(self.settings["deploy"], self.overrides, self.out_dir / "runs" / "deploy")
+
     def convergence(self) -> dict[str, Any]:
         from anomaly_vit.bench.convergence import convergence_ratio, run_recipe
 
@@ -173,6 +178,20 @@ class Bench:
             dict(self.settings["real_cv"]), self.overrides, self.out_dir / "runs" / "real_cv"
         )
 
+    def app_latency(self) -> dict[str, Any]:
+        from anomaly_vit.bench.app_latency import page_latency
+
+        app = self.settings["app_latency"]
+        bundle = app.get("bundle") or self.out_dir / "runs" / "deploy" / "bundle"
+        if not (Path(bundle) / "bundle.json").is_file():
+            raise RuntimeError(
+                f"no bundle at {bundle}: the deploy step failed; give app_latency.bundle=<dir>"
+            )
+        overrides = [f"bundle={bundle}", *app.get("app_overrides", [])]
+        return page_latency(
+            overrides, int(app["photo_px"]), int(app["warmup"]), int(app["repeats"])
+        )
+
     def clean(self) -> None:
         if self.settings.get("keep_checkpoints"):
             return
@@ -207,9 +226,11 @@ def run_bench(settings: dict[str, Any], out_dir: Path) -> int:
         "throughput": bench.throughput,
         "peak_after": bench.peak,
         "memory": bench.memory,
+        "deploy": bench.deploy,
         "convergence": bench.convergence,
         "real_data": bench.real_data,
         "real_cv": bench.real_cv,
+        "app_latency": bench.app_latency,
     }
     wanted = settings.get("steps") or list(steps)
     if not settings["convergence"]["enabled"]:
@@ -219,6 +240,8 @@ def run_bench(settings: dict[str, Any], out_dir: Path) -> int:
     real_cv = settings.get("real_cv") or {}
     if not (real_cv.get("manifest") or real_cv.get("cv_dirs")):
         wanted = [s for s in wanted if s != "real_cv"]
+    if not settings["app_latency"].get("bundle") and "deploy" not in wanted:
+        wanted = [s for s in wanted if s != "app_latency"]
     for name in wanted:
         bench.step(name, steps[name])
     bench.clean()

@@ -135,6 +135,29 @@ def sections(results: dict[str, Any], errors: dict[str, str]) -> list[tuple[str,
                 + "\n".join(curves),
             )
         )
+    deploy = results.get("deploy")
+    if deploy is not None:
+        header = ["engine", f"img/s at batch {deploy['batch_size']}", "latency median ms", "p95 ms"]
+        cells = [
+            [name, f"{e['img_per_s']:.1f}", f"{e['latency_median_ms']:.1f}", f"{e['latency_p95_ms']:.1f}"]
+            for name, e in (("ONNX bundle (onnxruntime)", deploy["onnx"]), ("torch eager", deploy["eager"]))
+        ]  # fmt: skip
+        cells.append(
+            [
+                "Inferencer end to end (one photo)",
+                "",
+                f"{deploy['inferencer_latency_median_ms']:.1f}",
+                f"{deploy['inferencer_latency_p95_ms']:.1f}",
+            ]
+        )
+        parts.append(
+            (
+                "Deploy: the ONNX bundle vs torch eager",
+                f"Input {deploy['input_hw'][0]}x{deploy['input_hw'][1]}, {deploy['threads']} "
+                "threads, the same normalised inputs through the same graph (class head, defect "
+                "score, map).\n\n" + markdown_table(header, cells),
+            )
+        )
     if "real_cv" in results:
         from anomaly_vit.bench.real_cv import table
 

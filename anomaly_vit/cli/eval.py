@@ -22,6 +22,7 @@ from anomaly_vit.build import build_datamodule
 from anomaly_vit.checkpointing.load import check_classifier_checkpoint, load_checkpoint
 from anomaly_vit.errors import CheckpointError, ConfigError, DataError, task_wrapper
 from anomaly_vit.guards import progress_bar_on
+from anomaly_vit.model.calibration import checkpoint_threshold
 from anomaly_vit.model.module import ViTClassifier
 from anomaly_vit.rundir import CONFUSION_PNG, SUMMARY_JSON, recorded_split_csv, write_json
 from anomaly_vit.stored_config import checked_data_config
@@ -63,6 +64,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise DataError(
             f"the data has classes {datamodule.classes} but the checkpoint {model.classes}."
         )
+    threshold, policy = checkpoint_threshold(
+        cfg.ckpt_path, model, cfg.get("threshold_policy"), cfg.get("threshold")
+    )
+    model.defect_threshold.fill_(threshold)
     progress_bar = progress_bar_on(cfg.trainer.get("enable_progress_bar", True))
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, logger=False, enable_progress_bar=progress_bar
@@ -79,6 +84,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "global_epoch": info.get("global_epoch"),
         "classes": model.classes,
+        "threshold_policy": policy,
         "test": results,
         "data": datamodule.summary(),
     }

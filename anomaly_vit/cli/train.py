@@ -37,6 +37,7 @@ from anomaly_vit.guards import (
     without_progress_bars,
 )
 from anomaly_vit.maps.scorer import tensorboard_metrics
+from anomaly_vit.model.thresholds import parse_policy
 from anomaly_vit.rundir import (
     ERROR_TXT,
     SUMMARY_JSON,
@@ -140,6 +141,8 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
         enable_progress_bar=progress_bar,
     )
     scorer = cfg.get("explain_scores")
+    calibration = cfg.get("calibration")
+    parse_policy(cfg.get("threshold_policy", "youden"), "threshold_policy")  # fail before fitting
     return {
         "cfg": cfg,
         "datamodule": datamodule,
@@ -148,6 +151,9 @@ def build_run(cfg: DictConfig) -> dict[str, Any]:
         "loggers": loggers,
         "trainer": trainer,
         "map_scorer": hydra.utils.instantiate(scorer, _convert_="all") if scorer else None,
+        "calibrator": hydra.utils.instantiate(calibration, _convert_="all")
+        if calibration
+        else None,
     }
 
 
@@ -168,6 +174,7 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         results = run_test(cfg, run)
         if run["trainer"].is_global_zero:
             results |= run_map_scores(run, results)
+            results |= run_calibration(cfg, run, results)
             summarise(cfg, run, results)
     return run, results
 
@@ -220,6 +227,23 @@ def run_test(cfg: DictConfig, run: dict[str, Any]) -> dict[str, Any]:
         results["test"] = model.test_results
         results["best_checkpoint"] = best
     return results
+
+
+def run_calibration(cfg: DictConfig, run: dict[str, Any], results: dict[str, Any]) -> dict:
+    """{"thresholds": ..., "pixel_threshold": ...} of the tested checkpoint (`calibration`;
+    model.calibration); {} when not tested or not configured."""
+    calibrator = run.get("calibrator")
+    if calibrator is None or "test" not in results:
+        return {}
+    blocks = calibrator(run["model"], run["datamodule"], cfg.get("threshold_policy", "youden"))
+    chosen = blocks["thresholds"]["policies"][blocks["thresholds"]["default_policy"]]
+    log.info(
+        "threshold policy %s: %.4f (validation %s)",
+        blocks["thresholds"]["default_policy"],
+        chosen["threshold"],
+        {k: chosen["val"][k] for k in ("tp", "fp", "tn", "fn")},
+    )
+    return blocks
 
 
 def run_map_scores(run: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:

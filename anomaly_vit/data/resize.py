@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from timm.layers import to_2tuple
 
 from anomaly_vit.data.image_io import resize_image, resize_mask
 from anomaly_vit.errors import ConfigError, DataError
@@ -38,9 +37,8 @@ def resize_mode(value: str) -> ResizeMode:
 
 def size_hw(img_size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """`img_size` (one side, or [height, width]) as (height, width)."""
-    height, width = (
-        int(v) for v in to_2tuple(tuple(img_size) if not isinstance(img_size, int) else img_size)
-    )
+    sides = [img_size] * 2 if isinstance(img_size, int) else list(img_size)
+    height, width = (int(v) for v in (sides * 2 if len(sides) == 1 else sides))
     if height <= 0 or width <= 0:
         raise ConfigError(f"img_size={img_size}: height and width must be positive.")
     return height, width

@@ -7,7 +7,8 @@ writes into its run dir (outputs/runs/<time>_explain/):
   then one overlay per map kind, with the mask contour when a mask exists;
 - `predictions.csv`: one row per image: path, true label, predicted class and its probability,
   defect score (as the model decides: 1 - p(good), or with the token head per
-  `model.mask_loss.decision`), `is_defect` at the checkpoint's stored threshold, and where a mask
+  `model.mask_loss.decision`), `is_defect` at the run's threshold policy (`threshold_policy=`,
+  or a number `threshold=`; docs/deploy.md), and where a mask
   exists the scores `<kind>/<score>` (pointing, energy, pixel_auroc, ...); empty cells elsewhere;
 - `summary.json`: counts, accuracies where labels are known, the mean scores of every map
   kind and of the random / centre baselines over the images with a defect mask ("scores"), and
@@ -49,6 +50,7 @@ from anomaly_vit.maps.scorer import (
     resolve_tolerance_px,
 )
 from anomaly_vit.maps.scores import PEAK_LABEL, PEAK_PIXELS, SCORE_NAMES, peak_share
+from anomaly_vit.model.calibration import checkpoint_threshold
 from anomaly_vit.rundir import PREDICTIONS_CSV, SUMMARY_JSON, write_dict_rows, write_json
 from anomaly_vit.viz.overlays import probe_grid_figure, save_figure
 
@@ -173,13 +175,16 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
     model, info = load_classifier(cfg.ckpt_path, trust_pickle=bool(cfg.trust_pickle))
     model.to(_device(str(cfg.device)))
     kinds = scorer.kinds_for(model)  # a mask-guided model's own map is always shown and scored
+    threshold, policy = checkpoint_threshold(
+        cfg.ckpt_path, model, cfg.get("threshold_policy"), cfg.get("threshold")
+    )
+    model.defect_threshold.fill_(threshold)  # every decision below (and `misclassified`) uses it
     table = ScoreTable(kinds)  # the images with a defect mask
     relabel = model_labels(info, model.classes)  # a binary model: crack/ is its defect class
     items = find_inputs(cfg.input, cfg.get("masks"), model.classes, relabel)
     size_hw = image_size_hw(model)
     resize = training_resize(info)
     tolerance_px = resolve_tolerance_px(model, cfg.get("tolerance_px"))
-    threshold = float(model.defect_threshold)
     output_dir = Path(cfg.paths.output_dir)
     overlay_dir = output_dir / "overlays"
     rows: list[dict[str, Any]] = []
@@ -197,9 +202,10 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         labels_b = torch.tensor(labels)
         defect_scores_b, probs_bk = defect_scores(model, images.to(device), explanation.probs)
         wrong_b = misclassified(model, images.to(device), labels_b, probs_bk, defect_scores_b)
-        per_image = scorer.score_images(model, explanation.maps, masks, scorer.seed + start)
+        maps = scorer.with_baselines(explanation.maps, masks, scorer.seed + start)
+        per_image = scorer.score_images(model, maps, masks, scorer.seed + start)
         scored_b = torch.tensor(has_mask) & masks.flatten(1).any(dim=1)  # a defect mask
-        table.add(per_image, wrong_b, scored_b)
+        table.add(per_image, wrong_b, scored_b, maps, masks)  # maps too: AUPRO of the set
         for index, item in enumerate(batch):
             defect_score = float(defect_scores_b[index])
             overlay = overlay_dir / f"{item.name}.png"
@@ -243,6 +249,7 @@ def explain(cfg: DictConfig) -> dict[str, Any]:
         "input": str(cfg.input),
         "classes": model.classes,
         "defect_threshold": threshold,
+        "threshold_policy": policy,
         "tolerance_px": tolerance_px,
         "resize": resize.value,
         "n_images": len(rows),

@@ -82,7 +82,7 @@ def evidence_grid(forward: ForwardPass) -> torch.Tensor:
 def tokens_grid(forward: ForwardPass) -> torch.Tensor:
     """The token head's defect probability per patch."""
     tokens_bn = forward.token_logits_bn.float().sigmoid()
-    return tokens_bn.reshape(len(tokens_bn), *forward.batch.layout.grid_hw)
+    return tokens_bn.reshape(-1, *forward.batch.layout.grid_hw)  # -1: an export keeps B dynamic
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,8 @@ def target_scores(
     classes_b = target_classes(logits_bk, targets)
     if classes_b is not None:
         return logits_bk.gather(-1, classes_b[:, None])[:, 0]
-    is_defect_k = torch.ones(num_classes, dtype=torch.bool, device=logits_bk.device)
-    is_defect_k[good_class] = False
-    defect_evidence_b = logits_bk[:, is_defect_k].logsumexp(dim=-1)
+    defect_k = [k for k in range(num_classes) if k != good_class]  # static: exports (deploy)
+    defect_evidence_b = logits_bk[:, defect_k].logsumexp(dim=-1)
     return defect_evidence_b - logits_bk[:, good_class]
 
 

@@ -12,7 +12,7 @@ batches and aggregates them. Its users:
 `SplitScorer` scores EVERY defective image with a non-empty mask of a datamodule's split, in
 batches. The block it returns (summary.json "explain"; the explain command's too):
 
-    {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean}}, "baselines":
+    {"n_scored": N, "n_misclassified": M, "maps": {kind: {score: mean, "aupro": ...}}, "baselines":
      {"random": {...}, "centre": {...}}, "kinds", "split", "tolerance_px", "seconds",
      "cpu_seconds"}
 
@@ -39,6 +39,7 @@ from anomaly_vit.maps.scores import (
     CENTRE_BASELINE,
     RANDOM_BASELINE,
     SCORE_NAMES,
+    aupro,
     dilate_masks,
     image_scores,
     with_baselines,
@@ -94,21 +95,29 @@ def means(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
 
 
 def summarise_scores(
-    values: Mapping[str, Mapping[str, torch.Tensor]], wrong_n: torch.Tensor
+    values: Mapping[str, Mapping[str, torch.Tensor]],
+    wrong_n: torch.Tensor,
+    maps_masks: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
-    """The block from per-image scores {kind: {score: [N]}} and the misclassified flags [N]."""
+    """The block from per-image scores {kind: {score: [N]}} and the misclassified flags [N];
+    with `maps_masks` {kind: (maps [N, H, W], masks [N, H, W])} each kind (and baseline) also
+    gets "aupro" over all N images (`scores.aupro`: a score of the set, not a mean)."""
 
-    def with_misclassified(per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
-        return means(per_image) | {
+    def with_misclassified(kind: str, per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        out = means(per_image) | {
             "pointing_misclassified": means({"p": per_image["pointing"][wrong_n]})["p"]
         }
+        if maps_masks is not None:
+            maps, masks = maps_masks.get(kind, (None, None))
+            out["aupro"] = aupro(maps, masks) if maps is not None and len(maps) else math.nan
+        return out
 
     return {
         "n_scored": int(wrong_n.numel()),
         "n_misclassified": int(wrong_n.sum()),
-        "maps": {k: with_misclassified(v) for k, v in values.items() if k not in BASELINES},
+        "maps": {k: with_misclassified(k, v) for k, v in values.items() if k not in BASELINES},
         "baselines": {
-            BASELINES[k]: with_misclassified(v) for k, v in values.items() if k in BASELINES
+            BASELINES[k]: with_misclassified(k, v) for k, v in values.items() if k in BASELINES
         },
     }
 
@@ -135,16 +144,30 @@ class ScoreTable:
             kind: {name: [torch.empty(0)] for name in SCORE_NAMES} for kind in self.kinds
         }
         self._wrong: list[torch.Tensor] = [torch.empty(0, dtype=torch.bool)]
+        self._maps: dict[str, list[torch.Tensor]] = {}  # for AUPRO, when `add` is given maps
+        self._masks: list[torch.Tensor] = []
 
-    def add(self, per_image: PerImage, wrong_b: torch.Tensor | None, keep_b: torch.Tensor) -> None:
+    def add(
+        self,
+        per_image: PerImage,
+        wrong_b: torch.Tensor | None,
+        keep_b: torch.Tensor,
+        maps: Mapping[str, torch.Tensor] | None = None,
+        masks_bhw: torch.Tensor | None = None,
+    ) -> None:
         """Keep the images `keep_b` [B] (bool) of a batch; `wrong_b` [B]: misclassified (None:
-        not known, counted as right)."""
+        not known, counted as right). With the scored `maps` (baselines included,
+        `MapScorer.with_baselines`) and `masks_bhw`, the block gets each kind's AUPRO."""
         keep_b = keep_b.bool().cpu()
         for kind in self.kinds:
             for name in SCORE_NAMES:
                 self._values[kind][name].append(per_image[kind][name].cpu()[keep_b])
         wrong_b = torch.zeros_like(keep_b) if wrong_b is None else wrong_b.bool().cpu()
         self._wrong.append(wrong_b[keep_b])
+        if maps is not None and masks_bhw is not None:
+            for kind in self.kinds:
+                self._maps.setdefault(kind, []).append(maps[kind].detach().float().cpu()[keep_b])
+            self._masks.append(masks_bhw.bool().cpu()[keep_b])
 
     @property
     def n_images(self) -> int:
@@ -160,8 +183,13 @@ class ScoreTable:
         return {kind: means(per_image) for kind, per_image in self.values().items()}
 
     def block(self) -> dict[str, Any]:
-        """The summary block (`summarise_scores`) of every image kept."""
-        return summarise_scores(self.values(), torch.cat(self._wrong))
+        """The summary block (`summarise_scores`) of every image kept (with AUPRO when `add`
+        was given the maps)."""
+        maps_masks = None
+        if self._masks:
+            masks = torch.cat(self._masks)
+            maps_masks = {kind: (torch.cat(m), masks) for kind, m in self._maps.items()}
+        return summarise_scores(self.values(), torch.cat(self._wrong), maps_masks)
 
 
 class MapScorer:
@@ -211,6 +239,14 @@ class MapScorer:
             discard_ratio=self.discard_ratio,
         )
 
+    @staticmethod
+    def with_baselines(
+        maps_by_kind: Mapping[str, torch.Tensor], masks_bhw: torch.Tensor, seed: int
+    ) -> dict[str, torch.Tensor]:
+        """The maps on the CPU plus the random (from `seed`) and centre baseline maps."""
+        maps = {k: m.cpu() for k, m in maps_by_kind.items()}
+        return with_baselines(maps, masks_bhw.bool().cpu(), seed)
+
     def score_images(
         self,
         model: nn.Module,
@@ -218,12 +254,16 @@ class MapScorer:
         masks_bhw: torch.Tensor,
         seed: int,
     ) -> PerImage:
-        """Every score of each image's maps and of the baselines (random maps from `seed`)."""
+        """Every score of each image's maps and of the baselines (random maps from `seed`;
+        maps that already hold them, `with_baselines`, are scored as they are)."""
         patch_hw = patch_size_hw(model)
         tolerance_px = self.tolerance_px if self.tolerance_px is not None else max(patch_hw)
         masks_bhw = masks_bhw.bool().cpu()
         dilated_bhw = dilate_masks(masks_bhw, tolerance_px)  # once for every kind
-        maps = with_baselines({k: m.cpu() for k, m in maps_by_kind.items()}, masks_bhw, seed)
+        if RANDOM_BASELINE in maps_by_kind:
+            maps = {k: m.cpu() for k, m in maps_by_kind.items()}
+        else:
+            maps = self.with_baselines(maps_by_kind, masks_bhw, seed)
         return {
             kind: image_scores(
                 maps_bhw,
@@ -305,10 +345,10 @@ class SplitScorer(MapScorer):
                 images = images_nchw[rows].to(device)
                 explanation = self.predict(model, images)
                 wrong = misclassified(model, images, labels_n[rows], explanation.probs)
-                per_image = self.score_images(
-                    model, explanation.maps, masks_nhw[rows], self.seed + first
-                )
-                table.add(per_image, wrong, torch.ones(len(rows), dtype=torch.bool))
+                maps = self.with_baselines(explanation.maps, masks_nhw[rows], self.seed + first)
+                per_image = self.score_images(model, maps, masks_nhw[rows], self.seed + first)
+                keep = torch.ones(len(rows), dtype=torch.bool)
+                table.add(per_image, wrong, keep, maps, masks_nhw[rows])
         finally:
             model.train(was_training)
         block = table.block()

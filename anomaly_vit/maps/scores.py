@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from timm.layers import to_2tuple
@@ -306,3 +307,46 @@ def score_with_baselines(
         )
         for kind, maps_bhw in all_maps.items()
     }
+
+
+AUPRO_MAX_FPR = 0.3  # the field's standard limit of the per-region overlap curve
+
+
+def aupro(maps_bhw: torch.Tensor, masks_bhw: torch.Tensor, max_fpr: float = AUPRO_MAX_FPR) -> float:
+    """Area under the per-region overlap (PRO) curve up to `max_fpr` false-positive rate,
+    divided by `max_fpr` (1 = every defect region fully found before any false alarm).
+
+    Over every threshold t (the map's distinct values): PRO = the mean, over the connected
+    regions of all masks (8-connected, `data.regions`), of the share of the region at or
+    above t; FPR = the share of the masks' background pixels at or above t. The curve starts
+    at (0, 0) and is integrated with trapezoids, its value at `max_fpr` interpolated (MVTec AD,
+    Bergmann et al. 2021). NaN without a region or without a background pixel.
+    """
+    from anomaly_vit.data.regions import label_regions
+
+    _check(maps_bhw, masks_bhw)
+    scores = maps_bhw.detach().float().cpu().numpy().ravel().astype(np.float64)
+    masks = masks_bhw.detach().bool().cpu().numpy()
+    weights = np.zeros(masks.shape, dtype=np.float64)
+    n_regions = 0
+    for index, mask_hw in enumerate(masks):
+        labels, count = label_regions(mask_hw)
+        if count:
+            sizes = np.bincount(labels.ravel(), minlength=count + 1).astype(np.float64)
+            weights[index] = np.where(labels > 0, 1.0 / sizes[labels], 0.0)
+            n_regions += count
+    negative = ~masks.ravel()
+    if n_regions == 0 or not negative.any():
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    last_of_ties = np.flatnonzero(np.diff(scores[order], append=-np.inf) != 0)
+    fpr = np.concatenate([[0.0], np.cumsum(negative[order])[last_of_ties] / negative.sum()])
+    pro = np.concatenate([[0.0], np.cumsum(weights.ravel()[order])[last_of_ties] / n_regions])
+    inside = fpr <= max_fpr
+    xs, ys = fpr[inside], pro[inside]
+    if xs[-1] < max_fpr and inside.sum() < len(fpr):
+        nxt = int(np.argmax(~inside))
+        share = (max_fpr - fpr[nxt - 1]) / (fpr[nxt] - fpr[nxt - 1])
+        xs = np.append(xs, max_fpr)
+        ys = np.append(ys, pro[nxt - 1] + share * (pro[nxt] - pro[nxt - 1]))
+    return float(np.trapezoid(ys, xs) / max_fpr)

@@ -17,7 +17,6 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassRecall,
 )
-from torchmetrics.functional.classification import binary_roc
 
 from anomaly_vit.checkpointing.load import check_classifier_checkpoint, load_checkpoint
 from anomaly_vit.errors import CheckpointError, ConfigError, DivergenceError, enum_value
@@ -30,6 +29,7 @@ from anomaly_vit.model.mask_guidance import (
     token_mask_loss,
 )
 from anomaly_vit.model.optim import DEFAULT_OPTIMIZER, build_optimizer, check_factory
+from anomaly_vit.model.thresholds import choose_threshold
 from anomaly_vit.model.token_geometry import token_geometry
 from anomaly_vit.rundir import last_checkpoint_note
 from anomaly_vit.stored_config import checked_model_hparams
@@ -54,7 +54,9 @@ class ViTClassifier(L.LightningModule):
 
     Inputs are uint8 or float images in [0, 255] (NCHW); normalisation happens here, so the data
     pipeline stays uint8 and cheap. The defect score is 1 - p(good); the threshold on it that
-    maximises balanced accuracy on validation is a buffer, so it travels in the checkpoint.
+    maximises balanced accuracy on validation (policy "youden", `model.thresholds`) is a buffer,
+    so it travels in the checkpoint; the other policies are chosen at the end of training
+    (`model.calibration`).
 
     `optimizer` and `scheduler` are partial targets (`model.optim`); they are training settings,
     kept out of the checkpoint's hyper-parameters, so a checkpoint loads weights-only and never
@@ -278,9 +280,10 @@ class ViTClassifier(L.LightningModule):
             and is_defect.numel()
             and 0 < is_defect.sum() < is_defect.numel()
         ):
-            fpr, tpr, thresholds = binary_roc(scores, is_defect.long())
-            best = torch.argmax(tpr - fpr)
-            self.defect_threshold.fill_(float(thresholds[best].clamp(0.0, 1.0)))
+            youden = choose_threshold(
+                scores.float().cpu().numpy(), is_defect.bool().cpu().numpy(), "youden"
+            )  # every policy is chosen in model.thresholds; this one steers training
+            self.defect_threshold.fill_(min(max(youden, 0.0), 1.0))
             if self.thresholds_scores:
                 metrics.update(self._metrics_at_threshold(scores, is_defect))
         metrics["val/defect_threshold"] = float(self.defect_threshold)

@@ -87,16 +87,17 @@ def place_on_image(
     (height, width), (gh, gw) = image_hw, grid_bhw.shape[-2:]
     ys = _axis_grid(height, gh, geometry.offset_yx[0], geometry.stride_yx[0])
     xs = _axis_grid(width, gw, geometry.offset_yx[1], geometry.stride_yx[1])
-    sample_hw2 = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (x, y) per pixel
-    sample = sample_hw2.to(grid_bhw.device).expand(len(grid_bhw), height, width, 2)
+    sample_1hw2 = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]  # (x, y)
+    # the batch rides as channels of one sample: the same grid for every map, and an exported
+    # graph (`deploy.network`) keeps a dynamic batch size
     placed = F.grid_sample(
-        grid_bhw[:, None].float(),
-        sample,
+        grid_bhw[None].float(),
+        sample_1hw2.to(grid_bhw.device),
         mode="bilinear",
         padding_mode="border",
         align_corners=True,
     )
-    return placed[:, 0]
+    return placed[0]
 
 
 def nearest_token(size: int, grid: int, offset: float, stride: int) -> torch.Tensor:

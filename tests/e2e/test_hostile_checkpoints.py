@@ -3,8 +3,9 @@ checkpoint may run code, build an object or make timm read a file. Each case pla
 that, if it ran, would create `marker`; each command must end (refused with one line, or done
 without reading the payload) with `marker` never created.
 
-A table, so a new command that loads checkpoints is one line in COMMANDS (export, predict when
-they land), and a new kind of payload one line in CASES.
+A table, so a new command that loads checkpoints is one line in COMMANDS, and a new kind of
+payload one line in CASES. `predict` and the app read an exported bundle, never a checkpoint:
+`export` is their checkpoint door.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from PIL import Image
 
 from anomaly_vit.cli.eval import evaluate
+from anomaly_vit.cli.export import export
 from anomaly_vit.cli.pretrain import pretrain
 from anomaly_vit.cli.train import train
 from anomaly_vit.errors import UserError
@@ -125,12 +127,15 @@ COMMANDS: dict[str, Callable[[Path, Path, Path], object]] = {
             run.parent / "explain",
         )  # fmt: skip
     ),
+    "export": lambda ckpt, run, root: export(
+        compose_config("export", [f"ckpt_path={ckpt}"], run.parent / "export")
+    ),
     "pretrain_resume": lambda ckpt, run, root: pretrain(
         compose_config("pretrain", [*PRETRAIN, f"paths.root_dir={root}", f"ckpt_path={ckpt}"], run)
     ),
 }
 # commands that read every part of the checkpoint quickly; the others train (slow)
-FAST_COMMANDS = {"eval", "explain"}
+FAST_COMMANDS = {"eval", "explain", "export"}
 
 
 def _params():
@@ -160,10 +165,14 @@ def test_no_payload_in_a_checkpoint_runs(
     assert not marker.exists(), f"{command} ran the payload of {case}"
     if case in PICKLED:  # refused by weights_only, with the way to opt in
         assert refused and "trust_pickle=true" in refused, refused
-    reads = {"eval": ("_config", "_hparams"), "explain": ("_hparams",)}.get(command, ())
+    reads = {
+        "eval": ("_config", "_hparams"),
+        "explain": ("_hparams",),
+        "export": ("_hparams",),
+    }.get(command, ())
     if (
         case.startswith(("target", "interpolation"))
         and case.endswith(reads)
         or (command in FAST_COMMANDS and case.startswith("timm"))
-    ):  # what eval (data config, network) and explain (network) build from: refused by name
+    ):  # what eval (data config, network), explain and export (network) build from: by name
         assert refused and refused.startswith(f"ckpt_path={ckpt} stores"), refused

@@ -44,3 +44,15 @@ TINY_REAL = [
 def shared_demo(smoke_data_root: Path) -> str:
     """The override that reads the session's smoke demo set instead of generating one."""
     return f"data.demo.out_dir={smoke_data_root / 'data' / 'demo_smoke'}"
+
+
+# a smoke model as an inspection line has it: good vs defect, photos letterboxed, a token head
+# (the mask loss on the demo masks)
+SMOKE_TOKEN_OVERRIDES = (
+    "debug=smoke",
+    "data.task=binary",
+    "+data.resize=letterbox",
+    "model.mask_loss.weight=1.0",
+    "model.mask_loss.decision=mix",
+    "data.train_masks=true",
+)

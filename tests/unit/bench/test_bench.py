@@ -41,7 +41,9 @@ from tests.helpers import ROOT, compose_config, run_cli
 
 ROW_KEYS = ["throughput_ratio", "data_share", "rollout_share", "split_score_share", "flops_share",
             "convergence_ratio",
-            "peak_rss", "startup", "real_data_auroc", "real_data_balanced_acc"]  # fmt: skip
+            "peak_rss", "startup", "deploy_speedup", "deploy_latency", "deploy_bundle_size",
+            "deploy_peak_rss", "real_data_auroc", "real_data_balanced_acc", "real_cv",
+            "app_latency"]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- convergence
@@ -321,6 +323,9 @@ def test_quick_bench_writes_every_row_with_finite_numbers(tmp_path):
             continue
         if key.startswith("real_data"):  # no real set given: the row says how to give one
             assert row["status"] == "skipped" and "real_data.manifest=PATH" in row["note"], row
+            continue
+        if key == "real_cv":  # no real set given: the row says how to give one
+            assert row["status"] == "skipped" and "real_cv.manifest=PATH" in row["note"], row
             continue
         assert row["status"] == "measured", row
         assert (

@@ -15,11 +15,14 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from anomaly_vit.maps.kinds import MAP_KINDS, kinds_for
 from anomaly_vit.maps.scorer import (
+    MapScorer,
+    ScoreTable,
     SplitScorer,
     misclassified,
     summarise_scores,
     tensorboard_metrics,
 )
+from anomaly_vit.maps.scores import aupro
 from anomaly_vit.model.module import ViTClassifier
 from tests.helpers import TINY_NET, explain_tags
 
@@ -130,6 +133,46 @@ def test_split_scorer_scores_only_defective_images_with_a_mask():
     empty = SplitScorer(kinds=["rollout"]).score(model, images, labels, torch.zeros_like(masks))
     assert empty["n_scored"] == 0 and math.isnan(empty["maps"]["rollout"]["pointing"])
     assert math.isnan(empty["baselines"]["centre"]["energy"])
+
+
+def test_aupro_is_one_score_of_every_kept_image_across_batches():
+    """AUPRO is a score of the set: the block's value is AUPRO over the kept images of all
+    batches (not a mean of per-image values), for each kind and each baseline."""
+    model = _model(("good", "defect"))
+    generator = torch.Generator().manual_seed(3)
+    masks = torch.zeros(3, 32, 32, dtype=torch.bool)
+    masks[0, 2:10, 2:10] = masks[1, 16:30, 4:12] = masks[2, 20:28, 20:28] = True
+    maps = {"rollout": torch.rand(3, 32, 32, generator=generator)}
+    maps["rollout"][0, 2:10, 2:10] += 0.8  # found in image 0 only: batches differ
+    scorer, table = MapScorer(["rollout"]), ScoreTable(["rollout"])
+    kept = {kind: [] for kind in table.kinds}
+    for first, keep in ((0, [True]), (1, [True, False])):  # image 2 is not kept
+        batch_maps = scorer.with_baselines(
+            {"rollout": maps["rollout"][first : first + len(keep)]},
+            masks[first : first + len(keep)],
+            seed=first,
+        )
+        per_image = scorer.score_images(
+            model, batch_maps, masks[first : first + len(keep)], seed=first
+        )
+        keep_b = torch.tensor(keep)
+        table.add(per_image, None, keep_b, batch_maps, masks[first : first + len(keep)])
+        for kind, maps_bhw in batch_maps.items():
+            kept[kind].append(maps_bhw[keep_b])
+    block = table.block()
+    for kind, name in (
+        ("rollout", None),
+        ("baseline_random", "random"),
+        ("baseline_centre", "centre"),
+    ):
+        scores = block["maps"][kind] if name is None else block["baselines"][name]
+        expected = aupro(torch.cat(kept[kind]), masks[:2])
+        assert scores["aupro"] == pytest.approx(expected, abs=1e-12), kind
+    each = aupro(maps["rollout"][:1], masks[:1]), aupro(maps["rollout"][1:2], masks[1:2])
+    assert block["maps"]["rollout"]["aupro"] != pytest.approx(sum(each) / 2)  # not a mean
+    probes = ScoreTable(["rollout"])  # the callback's probes: scores without their maps
+    probes.add(per_image, None, keep_b)
+    assert "aupro" not in probes.block()["maps"]["rollout"]
 
 
 def test_token_kinds_are_skipped_without_a_token_head():
